@@ -54,7 +54,7 @@ function loadConfig(env = process.env) {
     keyPrefix,
     gatewayId,
     healthHost: str(env, 'GATEWAY_HEALTH_HOST', '0.0.0.0'),
-    healthPort: int(env, 'GATEWAY_HEALTH_PORT', 8090),
+    healthPort: int(env, 'GATEWAY_HEALTH_PORT', 3001),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     mediaRoot: path.resolve(str(env, 'MEDIA_ROOT', path.join(process.cwd(), 'media'))),
     mediaMaxBytes: int(env, 'MEDIA_MAX_BYTES', 64 * 1024 * 1024, { min: 1 }),
