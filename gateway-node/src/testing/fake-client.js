@@ -43,7 +43,8 @@ class FakeChat {
 }
 
 class FakeClient extends EventEmitter {
-  // behaviour: { autoReady: bool (default true), phone, sendError: fn(chatId, content) -> Error|null, lidMap: {lid: pn}, initializeError }
+  // behaviour: { autoReady: bool (default true), phone, sendError: fn(chatId, content) -> Error|null,
+  //   sendDelayMs, lidMap: {lid: pn}, initializeError }
   constructor(options = {}, behaviour = {}) {
     super();
     this.options = options;
@@ -68,6 +69,7 @@ class FakeClient extends EventEmitter {
   }
 
   async sendMessage(chatId, content, options = {}) {
+    if (this.behaviour.sendDelayMs) await new Promise((r) => setTimeout(r, this.behaviour.sendDelayMs));
     const err = this.behaviour.sendError && this.behaviour.sendError(chatId, content);
     if (err) throw err;
     const isMedia = typeof content !== 'string';
