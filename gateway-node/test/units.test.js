@@ -1,0 +1,68 @@
+'use strict';
+// Small pure pieces: configuration errors, storage key safety, pacing arithmetic, backoff.
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { loadConfig, ConfigError } = require('../src/config');
+const { LocalMediaStorage, extensionFor } = require('../src/storage');
+const { Pacer, backoffDelay } = require('../src/pacing');
+const { phoneFromJid } = require('../src/session');
+require('./helpers'); // fails the run loudly when REDIS_URL is missing
+
+test('configuration fails loudly on missing or malformed values', () => {
+  assert.throws(() => loadConfig({}), (e) => e instanceof ConfigError && /REDIS_URL must be set/.test(e.message));
+  const base = { REDIS_URL: 'redis://127.0.0.1:1/0' };
+  assert.throws(() => loadConfig({ ...base, OUTBOUND_MAX_DELIVERIES: 'five' }), /must be an integer/);
+  assert.throws(() => loadConfig({ ...base, REPLY_ONLY: 'maybe' }), /must be a boolean/);
+  assert.throws(() => loadConfig({ ...base, SESSIONS: 'no-tenant' }), /session_id:tenant_schema/);
+  const cfg = loadConfig({ ...base, SESSIONS: 'a1:acme, b2:globex', GATEWAY_ID: 'gw-a' });
+  assert.deepEqual(cfg.sessions, [{ sessionId: 'a1', tenantSchema: 'acme' }, { sessionId: 'b2', tenantSchema: 'globex' }]);
+  assert.equal(cfg.chromiumPath, '/usr/bin/chromium');
+  assert.equal(cfg.replyOnly, true);
+  assert.equal(cfg.healthPort, 3001);
+});
+
+test('media storage writes atomically under the root and refuses keys that escape it', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'eva-media-'));
+  const storage = new LocalMediaStorage(root);
+  const stored = await storage.put('acme/a/b.ogg', Buffer.from('hello'));
+  assert.equal(stored.sha256, '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+  assert.equal((await storage.read('acme/a/b.ogg')).toString(), 'hello');
+  assert.deepEqual(fs.readdirSync(path.join(root, 'acme/a')), ['b.ogg'], 'no temp file left behind');
+  for (const key of ['../x', '/abs', 'a/../../x', 'a//b/..']) await assert.rejects(storage.put(key, Buffer.from('x')), /invalid media key/);
+  assert.equal(extensionFor('audio/ogg; codecs=opus'), 'ogg');
+  assert.equal(extensionFor('application/x-unknown'), 'bin');
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test('pacer: per-number interval with jitter, per-chat spacing, per-minute cap, typing length', () => {
+  let now = 1_000_000;
+  const pacer = new Pacer({ minIntervalMs: 1000, jitterMs: 500, perChatIntervalMs: 5000, maxPerMinute: 3, typingBeforeSend: true, typingMsPerChar: 50, typingMaxMs: 3000 }, { random: () => 0.5, now: () => now });
+  assert.equal(pacer.delayFor('a'), 0, 'first send goes at once');
+  pacer.recordSend('a');
+  assert.equal(pacer.delayFor('b'), 1250, 'min interval + jitter');
+  assert.equal(pacer.delayFor('a'), 5000, 'same chat waits the per-chat spacing');
+  now += 1250; pacer.recordSend('b');
+  now += 1250; pacer.recordSend('c');
+  assert.equal(pacer.delayFor('d'), 60000 - 2500, 'per-minute cap');
+  assert.equal(pacer.typingMsFor('hola'), 200);
+  assert.equal(pacer.typingMsFor('x'.repeat(1000)), 3000);
+});
+
+test('backoff doubles per attempt, is capped, and jitters within +-20%', () => {
+  const at = (attempt, r) => backoffDelay(attempt, { baseMs: 1000, maxMs: 60000, random: () => r });
+  assert.equal(at(0, 0.5), 1000);
+  assert.equal(at(3, 0.5), 8000);
+  assert.equal(at(20, 0.5), 60000);
+  assert.equal(at(0, 0), 800);
+  assert.equal(at(0, 1), 1200);
+});
+
+test('phone numbers come from c.us ids, never from lid or group ids', () => {
+  assert.equal(phoneFromJid('5215512345678@c.us'), '5215512345678');
+  assert.equal(phoneFromJid('5215512345678:12@s.whatsapp.net'), '5215512345678');
+  assert.equal(phoneFromJid('123456789@lid'), null);
+  assert.equal(phoneFromJid('120363000000000001@g.us'), null);
+});
