@@ -15,18 +15,22 @@ async function main() {
     }
     throw err;
   }
-  let clientFactory;
-  if (process.env.GATEWAY_FAKE_CLIENT) {
-    // Cross-language end-to-end tests run the real process with a scripted fake WhatsApp client.
-    clientFactory = require(require('path').resolve(process.env.GATEWAY_FAKE_CLIENT)).createClientFactory();
+  const { createLogger } = require('../src/logger');
+  const logger = createLogger({ level: config.logLevel, gatewayId: config.gatewayId });
+  let fake = null;
+  if (process.env.GATEWAY_FAKE_WHATSAPP === '1') {
+    // End-to-end tests only: a fake WhatsApp driven through Redis (src/testing/fake-process.js).
+    logger.warn('GATEWAY_FAKE_WHATSAPP=1: no real WhatsApp connection, for tests only');
+    const { createDrivenFakeFactory } = require('../src/testing/fake-process');
+    fake = createDrivenFakeFactory({ redisUrl: config.redisUrl, keyPrefix: config.keyPrefix, logger });
   }
-  const gateway = new Gateway(config, clientFactory ? { clientFactory } : {});
+  const gateway = new Gateway(config, fake ? { clientFactory: fake, logger } : { logger });
   let stopping = false;
   const stop = (signal) => {
     if (stopping) return;
     stopping = true;
     gateway.logger.info({ signal }, 'shutting down');
-    gateway.shutdown().then(() => process.exit(0), (err) => {
+    gateway.shutdown().then(() => (fake ? fake.close() : null)).then(() => process.exit(0), (err) => {
       gateway.logger.error({ err }, 'shutdown failed');
       process.exit(1);
     });
