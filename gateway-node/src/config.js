@@ -73,6 +73,7 @@ function loadConfig(env = process.env) {
     outboundBlockMs: int(env, 'OUTBOUND_BLOCK_MS', 2000, { min: 1 }),
     outboundRetryIdleMs: int(env, 'OUTBOUND_RETRY_IDLE_MS', 30000, { min: 1 }),
     outboundMaxDeliveries: int(env, 'OUTBOUND_MAX_DELIVERIES', 5, { min: 1 }),
+    outboundTrimEveryMs: int(env, 'OUTBOUND_TRIM_EVERY_MS', 60000),
     sentDedupeTtlS: int(env, 'SENT_DEDUPE_TTL_S', 7 * 24 * 3600, { min: 1 }),
     replyOnly: bool(env, 'REPLY_ONLY', true),
     pacing: {

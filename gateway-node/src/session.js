@@ -63,6 +63,7 @@ class Session {
       blockMs: config.outboundBlockMs,
       retryIdleMs: config.outboundRetryIdleMs,
       maxDeliveries: config.outboundMaxDeliveries,
+      trimEveryMs: config.outboundTrimEveryMs,
       handle: (entry) => this.executeCommand(entry),
       onFailure: (entry, err) => ctx.failCommand(entry, err, { sessionId, tenantSchema, deadStream: keys.deadOutbound }),
       logger: this.log,

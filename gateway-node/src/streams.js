@@ -30,9 +30,41 @@ async function ensureGroup(redis, stream, group, startId) {
   }
 }
 
+function compareIds(a, b) {
+  const [am, as] = a.split('-').map(BigInt);
+  const [bm, bs] = b.split('-').map(BigInt);
+  if (am !== bm) return am < bm ? -1 : 1;
+  if (as !== bs) return as < bs ? -1 : 1;
+  return 0;
+}
+
+// Trim entries every consumer group of the stream is done with: older than each group's
+// last-delivered id and than its oldest pending entry. Unread or unacknowledged entries are never
+// dropped (MAXLEN would drop them when a consumer is down). Returns the number of entries removed.
+async function trimConsumed(redis, stream) {
+  let groups;
+  try {
+    groups = await redis.xinfo('GROUPS', stream);
+  } catch (err) {
+    if (/no such key/i.test(err.message)) return 0;
+    throw err;
+  }
+  if (!groups.length) return 0;
+  let minId = null;
+  for (const g of groups) {
+    const info = fieldsToObject(g);
+    let bound = info['last-delivered-id'];
+    const [count, smallest] = await redis.xpending(stream, info.name);
+    if (Number(count) > 0 && compareIds(smallest, bound) < 0) bound = smallest;
+    if (minId === null || compareIds(bound, minId) < 0) minId = bound;
+  }
+  if (!minId || minId === '0-0') return 0;
+  return redis.xtrim(stream, 'MINID', minId);
+}
+
 class StreamConsumer {
-  constructor({ redis, stream, group, consumer, groupStartId = '0', blockMs = 2000, retryIdleMs = 30000, maxDeliveries = 5, batch = 10, handle, onFailure, logger }) {
-    Object.assign(this, { redis, stream, group, consumer, groupStartId, blockMs, retryIdleMs, maxDeliveries, batch, handle, onFailure, logger });
+  constructor({ redis, stream, group, consumer, groupStartId = '0', blockMs = 2000, retryIdleMs = 30000, maxDeliveries = 5, batch = 10, trimEveryMs = 0, handle, onFailure, logger }) {
+    Object.assign(this, { redis, stream, group, consumer, groupStartId, blockMs, retryIdleMs, maxDeliveries, batch, trimEveryMs, handle, onFailure, logger });
     this.running = false;
     this.loopPromise = null;
     this.blocking = null;
@@ -63,12 +95,17 @@ class StreamConsumer {
     await ensureGroup(this.redis, this.stream, this.group, this.groupStartId);
     await this.drainOwnPending();
     let lastClaim = 0;
+    let lastTrim = Date.now();
     const claimEvery = Math.max(50, Math.min(5000, Math.floor(this.retryIdleMs / 2)));
     while (this.running) {
       try {
         if (Date.now() - lastClaim >= claimEvery) {
           lastClaim = Date.now();
           await this.reclaim();
+        }
+        if (this.trimEveryMs > 0 && Date.now() - lastTrim >= this.trimEveryMs) {
+          lastTrim = Date.now();
+          await trimConsumed(this.redis, this.stream);
         }
         const res = await this.blocking.xreadgroup('GROUP', this.group, this.consumer, 'COUNT', this.batch, 'BLOCK', Math.min(this.blockMs, claimEvery), 'STREAMS', this.stream, '>');
         if (!res) continue;
@@ -142,4 +179,4 @@ class StreamConsumer {
   }
 }
 
-module.exports = { StreamConsumer, PermanentError, ensureGroup, fieldsToObject };
+module.exports = { StreamConsumer, PermanentError, ensureGroup, fieldsToObject, trimConsumed, compareIds };

@@ -201,3 +201,22 @@ test('an expired command is reported, not sent late', async () => {
   assert.equal(client.calls.sendMessage.length, 0);
 });
 
+
+test('the outbound stream is trimmed of handled entries only, never of unread or pending ones', async () => {
+  const { trimConsumed } = require('../src/streams');
+  const stream = world.keys.outbound('sess1');
+  await world.redis.xgroup('CREATE', stream, 'gateway', '0', 'MKSTREAM');
+  const ids = [];
+  for (let i = 0; i < 5; i += 1) ids.push((await world.command('sess1', 'mark_read', { chat_id: CUSTOMER })).id);
+  // Entries 0-2 delivered; 0 and 2 acked, 1 still pending; 3-4 unread.
+  await world.redis.xreadgroup('GROUP', 'gateway', 'c1', 'COUNT', 3, 'STREAMS', stream, '>');
+  await world.redis.xack(stream, 'gateway', ids[0], ids[2]);
+  assert.equal(await trimConsumed(world.redis, stream), 1);
+  assert.deepEqual((await world.redis.xrange(stream, '-', '+')).map(([id]) => id), ids.slice(1));
+  await world.redis.xack(stream, 'gateway', ids[1]);
+  await trimConsumed(world.redis, stream);
+  assert.deepEqual((await world.redis.xrange(stream, '-', '+')).map(([id]) => id), ids.slice(2), 'keeps the last delivered entry and everything unread');
+  // A second group that has read nothing holds everything back.
+  await world.redis.xgroup('CREATE', stream, 'audit', '0');
+  assert.equal(await trimConsumed(world.redis, stream), 0);
+});
