@@ -1,0 +1,76 @@
+"""The dashboard in a real browser: login, tenant isolation, i18n, HTMX token revocation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.django_db, pytest.mark.browser]
+
+
+def log_in(page, port: int, persona) -> None:
+    page.goto(f"http://{persona.host}:{port}/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
+    page.fill("#id_username", persona.email)
+    page.fill("#id_password", persona.password)
+    page.click("button[type=submit]")
+
+
+def test_owner_logs_in_and_sees_the_dashboard_in_english_and_spanish(page, live_server_port, world):
+    page.goto(f"http://alpha.localhost:{live_server_port}/")
+    expect(page.locator("h1")).to_have_text("Log in to Alpha Store")
+    # htmx is served by the app itself (no CDN): the script ran.
+    assert page.evaluate("typeof window.htmx") == "object"
+
+    page.fill("#id_username", world.owner_a.email)
+    page.fill("#id_password", "wrong-password")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_contain_text("Please enter a correct")
+
+    page.fill("#id_password", world.owner_a.password)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Welcome to Alpha Store")
+    expect(page.locator(".who")).to_contain_text("owner@alpha.test · Owner")
+
+    page.select_option("select[name=language]", "es")
+    expect(page.locator("h1")).to_have_text("Bienvenido a Alpha Store")
+    expect(page.locator(".mainnav")).to_contain_text("Resumen")
+
+
+def test_alpha_credentials_do_not_open_beta(page, live_server_port, world):
+    persona = world.owner_a
+    page.goto(f"http://beta.localhost:{live_server_port}/login/")
+    expect(page.locator("h1")).to_have_text("Log in to Beta Shop")
+    page.fill("#id_username", persona.email)
+    page.fill("#id_password", persona.password)
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/login/$"))
+
+
+def test_owner_creates_a_token_shown_once_and_revokes_it_with_htmx(page, live_server_port, world):
+    log_in(page, live_server_port, world.owner_a)
+    page.click("text=API tokens")
+    page.fill("#id_name", "Browser test token")
+    page.click("text=Create token")
+    key = page.locator("#new-token code").inner_text()
+    assert key.startswith("eva_")
+
+    page.reload()
+    expect(page.locator("#new-token")).to_have_count(0)
+    assert key not in page.content()
+
+    row = page.locator("tr", has_text="Browser test token").first
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("button", has_text="Revoke").click()
+    expect(page.locator("tr", has_text="Browser test token").first).to_contain_text("revoked")
+
+
+def test_staff_does_not_see_token_management(page, live_server_port, world):
+    log_in(page, live_server_port, world.staff_a)
+    expect(page.locator("h1")).to_have_text("Welcome to Alpha Store")
+    expect(page.locator(".mainnav")).not_to_contain_text("API tokens")
+    response = page.goto(f"http://alpha.localhost:{live_server_port}/settings/api-tokens/")
+    assert response.status == 403

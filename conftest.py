@@ -1,0 +1,199 @@
+"""Shared test fixtures: real PostgreSQL (schema per tenant), real Valkey, real Celery workers.
+
+Named personas are reused by every permission test: ``owner_a`` and ``staff_a`` belong to tenant
+A (alpha), ``owner_b`` to tenant B (beta), the outsider for anything of A's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent
+PASSWORD = "correct-horse-battery-staple"
+
+
+@dataclass(frozen=True)
+class Persona:
+    email: str
+    password: str
+    host: str
+    schema: str
+
+
+@dataclass(frozen=True)
+class World:
+    tenant_a: object
+    tenant_b: object
+    owner_a: Persona
+    staff_a: Persona
+    owner_b: Persona
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker) -> None:  # type: ignore[no-untyped-def]
+    """After the test database exists, create the two tenants every isolation test uses."""
+    from django_tenants.utils import schema_context
+
+    from apps.accounts.models import User
+    from apps.accounts.services import tenant_onboard, user_create
+
+    with django_db_blocker.unblock():
+        for slug, name in (("alpha", "Alpha Store"), ("beta", "Beta Shop")):
+            tenant_onboard(
+                slug=slug, name=name, owner_email=f"owner@{slug}.test", owner_password=PASSWORD
+            )
+        with schema_context("alpha"):
+            user_create(email="staff@alpha.test", password=PASSWORD, role=User.Role.STAFF)
+
+
+@pytest.fixture(scope="session")
+def world(django_db_setup, django_db_blocker) -> World:  # type: ignore[no-untyped-def]
+    from apps.tenants.models import Tenant
+
+    with django_db_blocker.unblock():
+        tenant_a = Tenant.objects.get(slug="alpha")
+        tenant_b = Tenant.objects.get(slug="beta")
+    return World(
+        tenant_a=tenant_a,
+        tenant_b=tenant_b,
+        owner_a=Persona("owner@alpha.test", PASSWORD, "alpha.localhost", "alpha"),
+        staff_a=Persona("staff@alpha.test", PASSWORD, "alpha.localhost", "alpha"),
+        owner_b=Persona("owner@beta.test", PASSWORD, "beta.localhost", "beta"),
+    )
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_after_each_test() -> Iterator[None]:
+    """Requests and tenant_context() move the shared connection between schemas; start clean."""
+    yield
+    connection.set_schema_to_public()
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the test database, for processes (Celery workers) started by tests."""
+    from urllib.parse import quote
+
+    s = connection.settings_dict
+    auth = quote(s["USER"], safe="") + (
+        f":{quote(s['PASSWORD'], safe='')}" if s["PASSWORD"] else ""
+    )
+    return f"postgresql://{auth}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
+    """A real Celery worker process on every queue, against the test database and Valkey."""
+    from django.conf import settings
+
+    from eva.celery import QUEUES, app
+
+    app.control.purge()
+    env = os.environ | {
+        "DATABASE_URL": database_url_for_subprocess(),
+        "REDIS_URL": settings.REDIS_URL,
+        "LOG_FORMAT": "console",
+    }
+    log = open(ROOT / ".eva" / "test-worker.log", "wb")  # noqa: SIM115 - closed at teardown
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "eva",
+            "worker",
+            "-Q",
+            ",".join(QUEUES),
+            "--pool=solo",
+            "-n",
+            f"test-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while not app.control.ping(timeout=0.5):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            log.close()
+            raise RuntimeError(
+                "the Celery worker did not come up; see .eva/test-worker.log:\n"
+                + (ROOT / ".eva" / "test-worker.log").read_text(errors="replace")[-3000:]
+            )
+    yield worker
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server_port(django_db_setup, django_db_blocker) -> Iterator[int]:  # type: ignore[no-untyped-def]
+    """The real WSGI app on a free port, in a thread, against the test database."""
+    from django.test.testcases import LiveServerThread, _StaticFilesHandler
+
+    with django_db_blocker.unblock():
+        thread = LiveServerThread("127.0.0.1", _StaticFilesHandler, port=0)
+        thread.daemon = True
+        thread.start()
+        thread.is_ready.wait()
+        if thread.error:
+            raise thread.error
+    yield thread.port
+    thread.terminate()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    # Playwright's sync API keeps an event loop on the main thread; Django's ORM then refuses
+    # to run there although nothing runs concurrently. The documented opt-out:
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()

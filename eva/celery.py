@@ -1,0 +1,33 @@
+"""The Celery app. Tasks run in the tenant schema they were sent from (tenant-schemas-celery).
+
+Queues are declared and routed here, in one place: ``agent`` (replies), ``embedding``
+(documents), ``transcription`` (voice notes) and ``dlq`` (dead letters). Reliability settings
+(late ack, prefetch 1, time limits below the Redis visibility timeout) are the ``CELERY_*``
+values in eva/settings.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kombu import Queue
+from tenant_schemas_celery.app import CeleryApp
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eva.settings")
+
+QUEUES = ("agent", "embedding", "transcription", "dlq")
+# Task modules, one per queue duty; listed here so every worker registers every task.
+TASK_MODULES = ("workers.diagnostics",)
+
+app = CeleryApp("eva")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name) for name in QUEUES]
+app.conf.task_default_queue = "agent"
+app.conf.task_routes = {
+    "workers.embedding.*": {"queue": "embedding"},
+    "workers.transcription.*": {"queue": "transcription"},
+    "workers.dlq.*": {"queue": "dlq"},
+    "workers.agent.*": {"queue": "agent"},
+    "workers.diagnostics.*": {"queue": "agent"},
+}
+app.conf.imports = TASK_MODULES

@@ -1,0 +1,14 @@
+"""Typed access to django-tenants' additions on the database connection."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+
+def current_schema() -> str:
+    """The schema the default connection is routed to (``public`` outside any tenant)."""
+    return str(getattr(connection, "schema_name", "public"))
+
+
+def use_public_schema() -> None:
+    connection.set_schema_to_public()  # type: ignore[attr-defined]

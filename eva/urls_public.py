@@ -1,0 +1,12 @@
+"""URLs of the public schema: landing page and platform-staff admin (health is middleware)."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.tenants import views
+
+urlpatterns = [
+    path("", views.landing, name="landing"),
+    path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+]

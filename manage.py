@@ -1,0 +1,16 @@
+#!/usr/bin/env python
+"""EVA's command line: Django's manage.py (see `python manage.py help`)."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eva.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""`make run`: EVA on one machine with the embedded default.
+
+Starts (when DATABASE_URL / REDIS_URL are unset) the embedded PostgreSQL + pgvector and Valkey,
+migrates every schema, seeds the demo tenant, then runs the web server and a real Celery worker
+until Ctrl-C, when it stops all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=value lines of a local .env; blank values and comments are ignored."""
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            key, value = key.strip(), value.strip().strip("'\"")
+            if sep and key and not key.startswith("#") and value:
+                values[key] = value
+    return values
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    # Values already in the environment win over the .env file.
+    env = read_dotenv(ROOT / ".env") | os.environ.copy()
+    env.setdefault("DEBUG", "1")
+    env.setdefault("LOG_FORMAT", "console")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "eva.settings")
+    port = env.get("EVA_PORT", "8000")
+    sys.path.insert(0, str(ROOT))
+    from eva import embedded
+
+    started_embedded = []
+    if not env.get("DATABASE_URL"):
+        print("Starting embedded PostgreSQL (+ pgvector)…", flush=True)
+        env["DATABASE_URL"] = embedded.database_url()
+        started_embedded.append("postgres")
+    if not env.get("REDIS_URL"):
+        print("Starting embedded Valkey…", flush=True)
+        env["REDIS_URL"] = embedded.redis_url()
+        started_embedded.append("valkey")
+
+    def manage(*args: str) -> None:
+        subprocess.run([PY, "manage.py", *args], env=env, check=True)
+
+    try:
+        print("Migrating all schemas…", flush=True)
+        manage("migrate_schemas", "--verbosity", "0")
+        manage("collectstatic", "--noinput", "--verbosity", "0")
+        manage("seed_demo", "--port", port)
+    except subprocess.CalledProcessError as exc:
+        print(f"Set-up failed ({exc}); see the output above.", file=sys.stderr)
+        return 1
+
+    processes = {
+        "web": subprocess.Popen(
+            [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env
+        ),
+        "worker": subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "eva",
+                "worker",
+                "-Q",
+                "agent,embedding,transcription,dlq",
+                "--concurrency",
+                "2",
+                "-n",
+                "eva@%h",
+                "--loglevel",
+                "INFO",
+            ],
+            env=env,
+        ),
+    }
+    print(f"\nEVA is running: http://demo.localhost:{port}/  (Ctrl-C to stop)\n", flush=True)
+
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                print(f"{name} exited with code {process.returncode}; stopping.", file=sys.stderr)
+                exit_code, stopping = 1, True
+        time.sleep(0.5)
+
+    print("\nStopping…", flush=True)
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            print(f"{name} did not stop in 20 s; killing it.", file=sys.stderr)
+            process.kill()
+    if "postgres" in started_embedded:
+        embedded.stop_postgres()
+    if "valkey" in started_embedded:
+        embedded.stop_valkey()
+    print("Stopped.", flush=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The whole suite, as CI runs it: lint, types, migrations check, deploy check, pytest (real
+# PostgreSQL + pgvector, Valkey, Celery workers, Chromium) and gateway-node's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+PY=$VENV/bin/python
+started=$(date +%s)
+step() { echo; echo "== $* ($(( $(date +%s) - started ))s)"; }
+
+export DEBUG=0
+export SECRET_KEY=${SECRET_KEY:-test-only-secret-key-not-for-production-0123456789}
+export LOG_LEVEL=${LOG_LEVEL:-warning}
+# Persistent connections would outlive test threads and block dropping the test database.
+export DATABASE_CONN_MAX_AGE=0
+export EVA_BASE_DOMAIN=localhost
+unset EVA_HTTPS
+
+step "embedded services (only for what DATABASE_URL / REDIS_URL do not name)"
+embedded=$($PY -m eva.embedded env)
+if [ -z "${DATABASE_URL:-}" ]; then
+  export DATABASE_URL=$(grep '^DATABASE_URL=' <<<"$embedded" | cut -d= -f2-)
+fi
+if [ -z "${REDIS_URL:-}" ]; then
+  # Database 1 keeps test queues and keys apart from a `make run` on the same machine.
+  export REDIS_URL=$(grep '^REDIS_URL=' <<<"$embedded" | cut -d= -f2- | sed 's#/0$#/1#')
+fi
+echo "DATABASE_URL=${DATABASE_URL%%@*}@…  REDIS_URL=$REDIS_URL"
+mkdir -p .eva
+
+step "ruff"
+$VENV/bin/ruff check .
+$VENV/bin/ruff format --check .
+
+step "mypy"
+$VENV/bin/mypy
+
+step "migrations are complete"
+$PY manage.py makemigrations --check --dry-run
+
+step "deploy check with production-like settings"
+DEBUG=0 EVA_HTTPS=1 EVA_BASE_DOMAIN=eva.example.com \
+  SECRET_KEY=ci-check-deploy-secret-key-0123456789abcdefghijklmnop \
+  $PY manage.py check --deploy --fail-level WARNING
+
+step "collectstatic"
+$PY manage.py collectstatic --noinput --verbosity 0
+
+step "pytest"
+set +e
+$VENV/bin/pytest "$@"
+status=$?
+set -e
+if [ $status -eq 5 ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+[ $status -eq 0 ] || exit $status
+
+if [ -f gateway-node/package.json ]; then
+  step "gateway-node"
+  (cd gateway-node && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error && npm test)
+fi
+
+step "done"

@@ -1,0 +1,1 @@
+"""Celery task modules, one per queue duty. Tasks stay thin: ids in, one service call, retries."""
