@@ -88,7 +88,12 @@ class Gateway {
   }
 
   async startSession(sessionId, tenantSchema) {
-    const existing = this.sessions.get(sessionId);
+    let existing = this.sessions.get(sessionId);
+    if (existing && !existing.stopping && existing.state === 'blocked') {
+      // An operator's explicit start after a TOS block: try again from scratch.
+      await existing.stop({ reason: 'restart requested' });
+      existing = null;
+    }
     if (existing && !existing.stopping) {
       if (existing.tenantSchema !== tenantSchema) {
         throw new PermanentError('wrong_tenant', `session ${sessionId} runs for tenant ${existing.tenantSchema}`);

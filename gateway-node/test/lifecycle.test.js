@@ -210,3 +210,12 @@ test('after a crash, the same instance takes its own stale lock over once it exp
   await waitFor(() => gw.sessions.get('sess1') && gw.sessions.get('sess1').state === 'ready', { what: 'taken over', timeout: 3000 });
   assert.deepEqual((await world.statuses('sess1')).slice(0, 2), ['lock_conflict', 'starting']);
 });
+
+test('an explicit start rebuilds a session that WhatsApp blocked', async () => {
+  const gw = await world.gateway();
+  const client = await readySession(world, gw);
+  client.emit('disconnected', 'TOS_BLOCK');
+  await waitFor(() => gw.sessions.get('sess1').state === 'blocked', { what: 'blocked' });
+  await world.control('sess1', 'start');
+  await waitFor(() => gw.fake.forSession('sess1').length === 2 && gw.sessions.get('sess1').state === 'ready', { what: 'restarted' });
+});

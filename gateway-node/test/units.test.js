@@ -66,3 +66,18 @@ test('phone numbers come from c.us ids, never from lid or group ids', () => {
   assert.equal(phoneFromJid('123456789@lid'), null);
   assert.equal(phoneFromJid('120363000000000001@g.us'), null);
 });
+
+test('the real whatsapp-web.js client is built with LocalAuth on WA_SESSION_DIR and the configured Chromium (not launched)', () => {
+  const { createClient } = require('../src/wwebjs');
+  const { Client, LocalAuth } = require('whatsapp-web.js');
+  const client = createClient({ sessionId: 'acme-1', sessionDir: '/data/session', chromiumPath: '/opt/chromium/chrome', chromiumArgs: ['--lang=es'] });
+  assert.ok(client instanceof Client);
+  assert.ok(client.authStrategy instanceof LocalAuth);
+  assert.equal(client.authStrategy.dataPath, '/data/session');
+  assert.equal(client.authStrategy.clientId, 'acme-1');
+  assert.equal(client.options.puppeteer.executablePath, '/opt/chromium/chrome');
+  assert.ok(client.options.puppeteer.args.includes('--lang=es'));
+  for (const method of ['initialize', 'sendMessage', 'sendSeen', 'destroy', 'logout', 'getState', 'getChatById', 'getContactLidAndPhone']) {
+    assert.equal(typeof client[method], 'function', `whatsapp-web.js Client has ${method}, which the fake mirrors`);
+  }
+});
