@@ -92,13 +92,17 @@ class StreamConsumer {
   }
 
   async loop() {
-    await ensureGroup(this.redis, this.stream, this.group, this.groupStartId);
-    await this.drainOwnPending();
+    let prepared = false;
     let lastClaim = 0;
     let lastTrim = Date.now();
     const claimEvery = Math.max(50, Math.min(5000, Math.floor(this.retryIdleMs / 2)));
     while (this.running) {
       try {
+        if (!prepared) {
+          await ensureGroup(this.redis, this.stream, this.group, this.groupStartId);
+          await this.drainOwnPending();
+          prepared = true;
+        }
         if (Date.now() - lastClaim >= claimEvery) {
           lastClaim = Date.now();
           await this.reclaim();
