@@ -55,6 +55,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("eva.backup")
 
@@ -223,7 +224,7 @@ class RespClient:
             self.reader.close()
             self.sock.close()
 
-    def command(self, *args: str) -> object:
+    def command(self, *args: str) -> Any:  # RESP replies are untyped by nature
         payload = [f"*{len(args)}\r\n".encode()]
         for arg in args:
             data = arg.encode()
@@ -231,7 +232,7 @@ class RespClient:
         self.sock.sendall(b"".join(payload))
         return self._read()
 
-    def _read(self) -> object:
+    def _read(self) -> Any:
         line = self.reader.readline()
         if not line:
             raise BackupError("Redis closed the connection")
@@ -271,7 +272,7 @@ def redis_snapshot(url: str, data_dir: str | None, dest: Path, timeout: float = 
     """
     client = RespClient(url)
     try:
-        before = int(client.command("LASTSAVE"))  # type: ignore[arg-type]
+        before = int(client.command("LASTSAVE"))
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -287,15 +288,15 @@ def redis_snapshot(url: str, data_dir: str | None, dest: Path, timeout: float = 
             if _info_field(info, "rdb_bgsave_in_progress") == "0":
                 if _info_field(info, "rdb_last_bgsave_status") != "ok":
                     raise BackupError("Redis BGSAVE failed (rdb_last_bgsave_status is not ok)")
-                if int(client.command("LASTSAVE")) >= before:  # type: ignore[arg-type]
+                if int(client.command("LASTSAVE")) >= before:
                     break
             if time.monotonic() > deadline:
                 raise BackupError(f"Redis BGSAVE did not finish within {timeout:.0f}s")
             time.sleep(0.2)
         server_dir, dbfilename = None, "dump.rdb"
         with contextlib.suppress(RedisReplyError):  # CONFIG may be renamed/disabled by ACL
-            server_dir = client.command("CONFIG", "GET", "dir")[1]  # type: ignore[index]
-            dbfilename = client.command("CONFIG", "GET", "dbfilename")[1]  # type: ignore[index]
+            server_dir = client.command("CONFIG", "GET", "dir")[1]
+            dbfilename = client.command("CONFIG", "GET", "dbfilename")[1]
         version = _info_field(str(client.command("INFO", "server")), "redis_version")
     finally:
         client.close()
@@ -362,8 +363,8 @@ def add_tree(tar: tarfile.TarFile, root: Path, arcroot: str, *, session: bool) -
                     continue  # sockets, fifos, links: nothing to restore
                 with path.open("rb") as handle:
                     info = tar.gettarinfo(arcname=arcname, fileobj=handle)
-                    reader = _ExactSize(handle, info.size)  # type: ignore[arg-type]
-                    tar.addfile(info, reader)  # type: ignore[arg-type]
+                    reader = _ExactSize(handle, info.size)
+                    tar.addfile(info, reader)
             except FileNotFoundError:
                 continue  # removed between listing and reading (Chromium temp files)
             stats["files"] += 1

@@ -62,7 +62,7 @@ def verify_archive(archive: Path) -> dict:
             if handle is None:
                 raise BackupError(f"{archive.name}: {member} listed in the manifest is missing")
             actual = hashlib.sha256()
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+            while block := handle.read(1 << 20):
                 actual.update(block)
             if actual.hexdigest() != digest:
                 raise BackupError(f"{archive.name}: {member} is corrupt (sha256 mismatch)")
