@@ -2,6 +2,7 @@
 // One WhatsApp session (one connected number) inside this gateway instance: owns the session lock,
 // one whatsapp-web.js client at a time (rebuilt on disconnect with backoff), the inbound publishing
 // and the consumer of the session's outbound stream.
+const fs = require('fs');
 const { SessionLock } = require('./lock');
 const { StreamConsumer, PermanentError } = require('./streams');
 const { ContractError } = require('./contract');
@@ -275,6 +276,15 @@ class Session {
         await withTimeout(Promise.resolve(client.destroy()), 10000, 'client.destroy');
       } catch (err) {
         this.log.warn({ err }, 'client destroy failed');
+      }
+    }
+    if (logout && !this.lockLost) {
+      // Logout means "forget this pairing", even when WhatsApp Web was not up to hear it (client
+      // still starting, QR on screen): otherwise the next start would reuse the old profile.
+      try {
+        await fs.promises.rm(profileDir(this.ctx.config.sessionDir, this.sessionId), { recursive: true, force: true });
+      } catch (err) {
+        this.log.warn({ err }, 'could not remove the LocalAuth profile');
       }
     }
     if (this.lock && !this.lockLost) {

@@ -147,9 +147,13 @@ test('control stream: start, stop and logout; commands for another instance are 
 
   await world.control('sess1', 'start');
   await waitFor(() => gw.sessions.get('sess1') && gw.sessions.get('sess1').state === 'ready', { what: 'restarted' });
+  const profile = path.join(world.sessionDir, 'session-sess1');
+  fs.mkdirSync(profile, { recursive: true });
+  fs.writeFileSync(path.join(profile, 'Cookies'), 'pairing');
   await world.control('sess1', 'logout');
   await waitFor(async () => (await world.statuses('sess1')).includes('logged_out'), { what: 'logged out' });
   assert.equal(gw.fake.latest('sess1').calls.logout, 1);
+  assert.equal(fs.existsSync(profile), false, 'the pairing (LocalAuth profile) is gone');
   const [group] = await world.redis.xinfo('GROUPS', world.keys.control);
   assert.equal(group[1], 'gateway:gw-1');
 });
