@@ -57,7 +57,7 @@ COPY --chown=eva:eva . /app
 
 # Static files are collected at build time, so web replicas never race on a shared folder.
 # The throwaway values below only let settings import; nothing connects to them.
-RUN SECRET_KEY=collectstatic-only-not-a-secret \
+RUN SECRET_KEY=collectstatic-only-this-is-not-a-real-secret-0123456789 \
     DATABASE_URL=postgres://build:build@127.0.0.1:5432/build \
     REDIS_URL=redis://127.0.0.1:6379/0 \
     EVA_BASE_DOMAIN=build.invalid \

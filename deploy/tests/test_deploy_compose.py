@@ -331,3 +331,37 @@ def test_dockerfiles_pass_hadolint(path: str) -> None:
         [hadolint, str(REPO / path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_images_collectstatic_step_runs_with_the_dockerfiles_build_values(
+    tmp_path: Path,
+) -> None:
+    """The RUN line that collects static files at build time, run here with the same values."""
+    import sys
+
+    text = dockerfile("Dockerfile")
+    block = re.search(
+        r"^RUN (SECRET_KEY=.*?python manage\.py collectstatic --noinput)", text, re.M | re.S
+    )
+    assert block, "collectstatic RUN step not found"
+    assignments = dict(re.findall(r"([A-Z_]+)=(\S+)", block.group(1).split("python manage.py")[0]))
+    assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"} <= set(assignments)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "eva.settings",
+        "EVA_HTTPS": "true",
+        "EVA_STATIC_ROOT": str(tmp_path / "static"),
+        **assignments,
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert any((tmp_path / "static").iterdir())
