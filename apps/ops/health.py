@@ -47,7 +47,7 @@ def _check_redis() -> str:
 def _check_worker() -> str:
     from eva.celery import app
 
-    replies = app.control.ping(timeout=1.0)
+    replies = app.control.ping(timeout=1.0, limit=1)
     if not replies:
         raise RuntimeError("no Celery worker answered within 1 s")
     return f"{len(replies)} worker(s) answering"

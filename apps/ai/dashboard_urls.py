@@ -1,0 +1,3 @@
+# Dashboard pages of this app, included under /ai/.
+app_name = "ai"
+urlpatterns: list = []

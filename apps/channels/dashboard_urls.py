@@ -1,0 +1,3 @@
+# Dashboard pages of this app, included under /channels/.
+app_name = "channels"
+urlpatterns: list = []

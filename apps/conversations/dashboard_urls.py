@@ -1,0 +1,3 @@
+# Dashboard pages of this app, included under /conversations/.
+app_name = "conversations"
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+# Dashboard pages of this app, included under /knowledge/.
+app_name = "knowledge"
+urlpatterns: list = []
