@@ -102,7 +102,8 @@ def celery_worker(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:  # type
         "REDIS_URL": settings.REDIS_URL,
         "LOG_FORMAT": "console",
     }
-    log = open(ROOT / ".eva" / "test-worker.log", "wb")  # noqa: SIM115 - closed at teardown
+    log_path = ROOT / ".eva" / f"test-worker-{os.getpid()}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -131,8 +132,8 @@ def celery_worker(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:  # type
             worker.kill()
             log.close()
             raise RuntimeError(
-                "the Celery worker did not come up; see .eva/test-worker.log:\n"
-                + (ROOT / ".eva" / "test-worker.log").read_text(errors="replace")[-3000:]
+                f"the Celery worker did not come up; see {log_path}:\n"
+                + log_path.read_text(errors="replace")[-3000:]
             )
     yield worker
     worker.terminate()

@@ -139,6 +139,8 @@ def _database(url: str) -> dict[str, object]:
         "CONN_MAX_AGE": env.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0),
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {"connect_timeout": 5},
+        # Lets concurrent test runs on one server use separate test databases.
+        "TEST": {"NAME": env.optional("EVA_TEST_DATABASE_NAME")},
     }
 
 
