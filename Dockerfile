@@ -27,7 +27,9 @@ COPY pyproject.toml README.md ./
 COPY eva ./eva
 COPY apps ./apps
 COPY workers ./workers
-RUN pip install --no-compile .
+# Install the project to resolve its dependencies, then drop the project itself from the venv:
+# the code runs from /app (PYTHONPATH), so BASE_DIR finds templates/, static/ and locale/ there.
+RUN pip install --no-compile . && pip uninstall --yes eva
 
 ############################ runtime: venv + source, non-root
 FROM ${PYTHON_IMAGE} AS runtime
@@ -37,6 +39,7 @@ ARG EVA_GID=1000
 
 # PYTHONUNBUFFERED: logs reach `docker logs` (and so Promtail/Loki) immediately.
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=eva.settings \

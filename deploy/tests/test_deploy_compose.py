@@ -365,3 +365,19 @@ def test_the_images_collectstatic_step_runs_with_the_dockerfiles_build_values(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert any((tmp_path / "static").iterdir())
+
+
+def test_only_traefik_sees_the_docker_socket_and_it_can_talk_to_docker_29(services: dict) -> None:
+    with_socket = {
+        name
+        for name, service in services.items()
+        if any("/var/run/docker.sock" in volume for volume in service.get("volumes", []))
+    }
+    assert with_socket == {"traefik"}
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in services["traefik"]["volumes"]
+    major, minor = (int(x) for x in services["traefik"]["image"].split(":v")[1].split(".")[:2])
+    assert (major, minor) >= (3, 6)
+    assert (
+        "/var/lib/docker/containers:/var/lib/docker/containers:ro"
+        in services["promtail"]["volumes"]
+    )
