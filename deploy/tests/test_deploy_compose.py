@@ -381,3 +381,45 @@ def test_only_traefik_sees_the_docker_socket_and_it_can_talk_to_docker_29(servic
         "/var/lib/docker/containers:/var/lib/docker/containers:ro"
         in services["promtail"]["volumes"]
     )
+
+
+def test_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    """`docker compose config` (v2) or Debian's `docker-compose config` (v1), no engine needed."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DOCKERHUB_USERNAME": "evaops",
+        "DOMAIN_NAME": "eva.example.com",
+        "CERTBOT_EMAIL": "ops@example.com",
+        "POSTGRES_PASSWORD": "p0",
+        "REDIS_PASSWORD": "r0",
+        "GRAFANA_ADMIN_PASSWORD": "g0",
+        "GRAFANA_BASIC_AUTH_USER": "admin:$2y$05$abcdefghijklmnopqrstuv",
+    }
+    for folder in ("gateway-node", "deploy/backup", "contracts"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / ".env.prod").write_text("")
+    v2 = (
+        subprocess.run(["docker", "compose", "version"], capture_output=True, env=env)
+        if shutil.which("docker")
+        else None
+    )
+    if v2 is not None and v2.returncode == 0:
+        shutil.copyfile(COMPOSE_FILE, tmp_path / "docker-compose.prod.yml")
+        cmd = ["docker", "compose", "-f", "docker-compose.prod.yml", "config", "--quiet"]
+    elif shutil.which("docker-compose"):
+        # Compose v1 predates the top-level `name` and build `additional_contexts`; drop just those.
+        data = yaml.safe_load(COMPOSE_FILE.read_text())
+        data.pop("name")
+        data["services"]["gateway"]["build"].pop("additional_contexts")
+        (tmp_path / "docker-compose.prod.yml").write_text(yaml.safe_dump(data))
+        cmd = ["docker-compose", "-f", "docker-compose.prod.yml", "config", "--quiet"]
+    else:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    missing = subprocess.run(
+        cmd, cwd=tmp_path, env={k: v for k, v in env.items() if k != "POSTGRES_PASSWORD"},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert missing.returncode != 0 and "POSTGRES_PASSWORD" in missing.stderr
