@@ -75,6 +75,17 @@ def valkey_server_bin() -> Path | None:
     return None
 
 
+def find_tool(name: str) -> str | None:
+    """An executable from NAME_BIN, the venv running the tests (not always on PATH), or PATH."""
+    configured = os.environ.get(name.upper().replace("-", "_") + "_BIN")
+    if configured:
+        return configured
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which(name)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

