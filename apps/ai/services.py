@@ -1,0 +1,71 @@
+"""Writes of the model layer: usage records, tenants' own keys, budgets."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from eva.db import current_schema
+
+from .models import UsageRecord
+from .pricing import estimate_cost
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UsageEntry:
+    kind: str
+    purpose: str
+    provider: str
+    model: str
+    agent_id: int | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    items: int = 0
+    latency_ms: int = 0
+    success: bool = True
+    error: str = ""
+    attempts: int = 1
+    fell_back: bool = False
+    budget_note: str = ""
+    key_source: str = "none"
+
+
+def usage_record_create(*, entry: UsageEntry) -> UsageRecord | None:
+    """Meter one call in the current tenant schema.
+
+    Returns None in the public schema (platform checks, no tenant to bill): usage tables exist
+    only in tenant schemas. Metering must never break a customer's turn, so a failed insert is
+    logged and swallowed.
+    """
+    if current_schema() == "public":
+        return None
+    try:
+        # A savepoint, so a failed insert cannot poison the caller's transaction.
+        with transaction.atomic():
+            return UsageRecord.objects.create(
+                kind=entry.kind,
+                purpose=entry.purpose[:32],
+                provider=entry.provider[:32],
+                model=entry.model[:128],
+                agent_id=entry.agent_id,
+                tokens_in=max(entry.tokens_in, 0),
+                tokens_out=max(entry.tokens_out, 0),
+                items=entry.items,
+                latency_ms=max(entry.latency_ms, 0),
+                success=entry.success,
+                error=entry.error[:300],
+                attempts=min(entry.attempts, 32767),
+                fell_back=entry.fell_back,
+                budget_note=entry.budget_note[:200],
+                key_source=entry.key_source,
+                cost_usd=estimate_cost(entry.model, entry.tokens_in, entry.tokens_out)
+                if entry.success
+                else 0,
+            )
+    except Exception:
+        logger.exception("usage record could not be written")
+        return None
