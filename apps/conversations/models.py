@@ -1,0 +1,187 @@
+"""Contacts (leads), their conversations per channel, and the messages of each conversation.
+
+Every row lives in the tenant's schema. ``Conversation.agent_id`` is a plain id, not a foreign
+key: agents import conversations (ARCHITECTURE.md), so conversations must not depend on agents.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Contact(models.Model):
+    """A customer who wrote to the business: the lead the sales agent works on."""
+
+    class Stage(models.TextChoices):
+        NEW = "new", _("New")
+        QUALIFIED = "qualified", _("Qualified")
+        WON = "won", _("Won")
+        LOST = "lost", _("Lost")
+
+    # The WhatsApp id the contact first wrote from (e.g. "34600111222@c.us"); simulator contacts
+    # get "sim:<uuid>". Other ids of the same person (WhatsApp LIDs) go to ``wa_ids``.
+    wa_id = models.CharField(_("WhatsApp id"), max_length=100, unique=True)
+    wa_ids = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    phone = models.CharField(_("phone"), max_length=20, blank=True, help_text=_("E.164"))
+    name = models.CharField(_("name"), max_length=150, blank=True)
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    email = models.EmailField(_("email"), blank=True)
+    company = models.CharField(_("company"), max_length=150, blank=True)
+    interest = models.CharField(_("interest"), max_length=300, blank=True)
+    budget = models.CharField(_("budget"), max_length=100, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    stage = models.CharField(_("stage"), max_length=12, choices=Stage.choices, default=Stage.NEW)
+    is_simulated = models.BooleanField(_("simulator contact"), default=False)
+    opted_out = models.BooleanField(_("opted out"), default=False)
+    opted_out_at = models.DateTimeField(_("opted out at"), null=True, blank=True)
+    first_contact_at = models.DateTimeField(_("first contact"), null=True, blank=True)
+    last_contact_at = models.DateTimeField(_("last contact"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_contact_at", "-id"]
+        indexes = [GinIndex(fields=["wa_ids"], name="contact_wa_ids_gin")]
+
+    def __str__(self) -> str:
+        return self.name or self.phone or self.wa_id
+
+
+class Conversation(models.Model):
+    """A contact's thread on one channel (one WhatsApp number, or the simulator)."""
+
+    class Channel(models.TextChoices):
+        WHATSAPP = "whatsapp", _("WhatsApp")
+        SIMULATOR = "simulator", _("Simulator")
+
+    class Mode(models.TextChoices):
+        BOT = "bot", _("Bot")
+        HUMAN = "human", _("Human")
+        CLOSED = "closed", _("Closed")
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
+    channel = models.CharField(_("channel"), max_length=12, choices=Channel.choices)
+    # The WhatsApp session id the customer wrote to; "" for the simulator.
+    channel_ref = models.CharField(_("channel reference"), max_length=64, blank=True)
+    # Which agent answers (apps.agents.Agent id); None until the engine picks the default agent.
+    agent_id = models.BigIntegerField(_("agent"), null=True, blank=True, db_index=True)
+    mode = models.CharField(_("mode"), max_length=8, choices=Mode.choices, default=Mode.BOT)
+    # A reply typed on the business's own phone hands over to a human until this time; after it
+    # the bot answers again on its own.
+    human_until = models.DateTimeField(_("human until"), null=True, blank=True)
+    handoff_reason = models.CharField(_("handoff reason"), max_length=200, blank=True)
+    handoff_at = models.DateTimeField(_("handed off at"), null=True, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_conversations",
+    )
+    unread_count = models.PositiveIntegerField(_("unread"), default=0)
+    # Consecutive bot turns whose retrieval was below the agent's relevance floor.
+    low_relevance_turns = models.PositiveIntegerField(default=0)
+    # The newest inbound message a bot reply has already answered (bursts, duplicates).
+    answered_through_id = models.BigIntegerField(default=0)
+    last_message_at = models.DateTimeField(_("last message"), null=True, blank=True)
+    last_message_preview = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-last_message_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "channel", "channel_ref"], name="conversation_per_channel"
+            )
+        ]
+        indexes = [models.Index(fields=["mode", "-last_message_at"], name="conversation_mode")]
+
+    def __str__(self) -> str:
+        return f"{self.contact} · {self.channel}"
+
+
+class Message(models.Model):
+    """One message of a conversation, in either direction."""
+
+    class Direction(models.TextChoices):
+        IN = "in", _("Inbound")
+        OUT = "out", _("Outbound")
+
+    class Kind(models.TextChoices):
+        TEXT = "text", _("Text")
+        AUDIO = "audio", _("Audio")
+        IMAGE = "image", _("Image")
+        DOCUMENT = "document", _("Document")
+        SYSTEM = "system", _("System")
+
+    class Sender(models.TextChoices):
+        CUSTOMER = "customer", _("Customer")
+        BOT = "bot", _("Bot")
+        STAFF = "staff", _("Staff")
+        BUSINESS = "business", _("Business phone")
+        SYSTEM = "system", _("System")
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        QUEUED = "queued", _("Queued")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    sender = models.CharField(max_length=10, choices=Sender.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    text = models.TextField(blank=True)
+    transcript = models.TextField(blank=True)
+    transcript_language = models.CharField(max_length=10, blank=True)
+    # {"ref", "mime", "size", "sha256"}: a reference into the shared media storage, never bytes.
+    media = models.JSONField(null=True, blank=True)
+    # The channel's id of the message (WhatsApp message id). Unique, so a redelivered inbound
+    # message is stored once. Outbound replies get it when the gateway acknowledges the send.
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    # The event_id of the outbound command that carries this message to the gateway.
+    command_event_id = models.UUIDField(null=True, blank=True, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    error = models.CharField(max_length=300, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    # Bot replies: what produced them, for the inbox, the simulator and cost reports.
+    provider = models.CharField(max_length=40, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    tokens_in = models.PositiveIntegerField(null=True, blank=True)
+    tokens_out = models.PositiveIntegerField(null=True, blank=True)
+    usage_id = models.BigIntegerField(null=True, blank=True)
+    # [{"chunk_id", "document_id", "title", "score"}] of the chunks the reply was grounded on.
+    citations = models.JSONField(default=list, blank=True)
+    # The inbound messages this reply answered (a burst gets one reply).
+    replied_to_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["conversation", "id"], name="message_thread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.kind} #{self.pk}"
+
+    @property
+    def body(self) -> str:
+        """What the message says: its text, else the transcript of a voice note."""
+        return self.text or self.transcript
+
+    @property
+    def chunk_ids(self) -> list[int]:
+        return [int(c["chunk_id"]) for c in self.citations or [] if "chunk_id" in c]

@@ -1,0 +1,178 @@
+"""Storing customer messages: idempotent on the channel's id, contacts and conversations made on
+first contact, opt-out words, delivery statuses that only move forward, transcripts, and the
+business typing on its own phone. Everything in tenant A is invisible from tenant B."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from apps.conversations.models import Contact, Conversation, Message
+from apps.conversations.services import (
+    business_message_record,
+    conversation_handoff,
+    inbound_message_record,
+    message_delivery_ack,
+    message_status_update,
+    message_transcript_set,
+    opt_out_requested,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def record(wa_id: str, text: str, *, external_id: str | None = None, kind: str = "text", **kw):
+    return inbound_message_record(
+        channel=kw.pop("channel", "whatsapp"),
+        channel_ref=kw.pop("channel_ref", "session-1"),
+        contact_wa_id=wa_id,
+        contact_phone=kw.pop("phone", "+34600111222"),
+        contact_name=kw.pop("name", "Ana"),
+        external_id=external_id or f"wamid.{uuid.uuid4().hex}",
+        kind=kind,
+        text=text,
+        media=kw.pop("media", None),
+        sent_at=timezone.now(),
+        **kw,
+    )
+
+
+def test_a_redelivered_message_is_stored_once_and_other_tenants_see_nothing(world):
+    with tenant_context(world.tenant_a):
+        first = record("34600111222@c.us", "Hola, ¿precio del sofá?", external_id="wamid.DUP1")
+        again = record("34600111222@c.us", "Hola, ¿precio del sofá?", external_id="wamid.DUP1")
+        assert first.created and not again.created
+        assert again.message.pk == first.message.pk
+        assert Message.objects.filter(external_id="wamid.DUP1").count() == 1
+        conversation = Conversation.objects.get(pk=first.conversation.pk)
+        assert conversation.unread_count == 1
+        assert conversation.mode == "bot" and conversation.channel == "whatsapp"
+        contact = conversation.contact
+        assert (contact.phone, contact.name, contact.stage) == ("+34600111222", "Ana", "new")
+        assert contact.first_contact_at is not None
+
+        second = record("34600111222@c.us", "¿Y el envío?")
+        assert second.conversation.pk == conversation.pk
+        assert Contact.objects.filter(wa_id="34600111222@c.us").count() == 1
+
+    with tenant_context(world.tenant_b):
+        assert not Message.objects.filter(external_id="wamid.DUP1").exists()
+        assert not Contact.objects.filter(wa_id="34600111222@c.us").exists()
+        # The same WhatsApp id in tenant B is a different customer record of B's own.
+        mine = record("34600111222@c.us", "hello", external_id="wamid.DUP1")
+        assert mine.created
+    with tenant_context(world.tenant_a):
+        assert Message.objects.get(external_id="wamid.DUP1").text == "Hola, ¿precio del sofá?"
+
+
+@pytest.mark.parametrize(
+    ("text", "stops"),
+    [
+        ("STOP", True),
+        ("baja", True),
+        ("Por favor no me escriban más", True),
+        ("Baja.", True),
+        ("¿Cuándo baja el precio?", False),
+        ("don't stop now, tell me the price", False),
+    ],
+)
+def test_opt_out_words(text, stops):
+    assert opt_out_requested(text) is stops
+
+
+def test_opt_out_marks_the_contact_and_start_opts_back_in(world):
+    with tenant_context(world.tenant_a):
+        r = record("34600999000@c.us", "No me escriban más")
+        contact = Contact.objects.get(pk=r.conversation.contact_id)
+        assert contact.opted_out and contact.opted_out_at is not None
+        record("34600999000@c.us", "START")
+        contact.refresh_from_db()
+        assert not contact.opted_out and contact.opted_out_at is None
+
+
+def test_delivery_status_only_moves_forward_and_failed_is_final(world):
+    with tenant_context(world.tenant_a):
+        r = record("34600222333@c.us", "hola")
+        out = Message.objects.create(
+            conversation=r.conversation,
+            direction="out",
+            sender="bot",
+            text="¡Hola!",
+            status="queued",
+            command_event_id=uuid.uuid4(),
+        )
+        # The first ack links the WhatsApp id via the command's event id.
+        assert message_delivery_ack(
+            command_event_id=str(out.command_event_id), external_id="wamid.OUT1", status="sent"
+        )
+        assert message_status_update(external_id="wamid.OUT1", status="read")
+        assert not message_status_update(external_id="wamid.OUT1", status="delivered")
+        assert not message_status_update(external_id="wamid.OUT1", status="read")
+        out.refresh_from_db()
+        assert (out.external_id, out.status) == ("wamid.OUT1", "read")
+        assert not message_status_update(external_id="wamid.unknown", status="read")
+        assert message_status_update(external_id="wamid.OUT1", status="error", error="boom")
+        assert not message_status_update(external_id="wamid.OUT1", status="read")
+        out.refresh_from_db()
+        assert out.status == "failed"
+    with tenant_context(world.tenant_b):
+        assert not message_status_update(external_id="wamid.OUT1", status="delivered")
+
+
+def test_a_voice_note_transcript_becomes_its_text(world):
+    media = {"ref": "alpha/whatsapp/s/2026/11/abc.ogg", "mime": "audio/ogg", "size": 10}
+    with tenant_context(world.tenant_a):
+        r = record("34600333444@c.us", "", kind="audio", media=media)
+        message = message_transcript_set(
+            message_id=r.message.pk, transcript=" quiero el sofá azul ", language="es"
+        )
+        assert (message.body, message.transcript_language) == ("quiero el sofá azul", "es")
+        assert Conversation.objects.get(pk=r.conversation.pk).last_message_preview == (
+            "quiero el sofá azul"
+        )
+        stop = record("34600333444@c.us", "", kind="audio", media=media)
+        message_transcript_set(message_id=stop.message.pk, transcript="Stop", language="en")
+        assert Contact.objects.get(pk=r.conversation.contact_id).opted_out
+
+
+def test_business_typing_on_its_phone_hands_over_for_a_while(world, settings):
+    settings.EVA_HUMAN_HOLD_MINUTES = 30
+    with tenant_context(world.tenant_a):
+        r = record("34600444555@c.us", "hola")
+        echo = business_message_record(
+            channel_ref="session-1",
+            contact_wa_id="34600444555@c.us",
+            contact_phone=None,
+            external_id="wamid.PHONE1",
+            kind="text",
+            text="Hola Ana, soy Luis de la tienda",
+            media=None,
+            sent_at=timezone.now(),
+        )
+        assert echo.created and echo.conversation.pk == r.conversation.pk
+        conversation = Conversation.objects.get(pk=r.conversation.pk)
+        assert conversation.mode == "human"
+        assert conversation.human_until is not None
+        assert conversation.human_until > timezone.now() + timedelta(minutes=29)
+        assert echo.message.sender == "business" and echo.message.direction == "out"
+
+        # After the hold, the next customer message finds the bot in charge again.
+        Conversation.objects.filter(pk=conversation.pk).update(
+            human_until=timezone.now() - timedelta(seconds=1)
+        )
+        record("34600444555@c.us", "¿sigue ahí?")
+        assert Conversation.objects.get(pk=conversation.pk).mode == "bot"
+
+
+def test_handoff_by_staff_is_open_ended(world):
+    with tenant_context(world.tenant_a):
+        r = record("34600555666@c.us", "hola")
+        conversation_handoff(conversation_id=r.conversation.pk, reason="customer asked")
+        record("34600555666@c.us", "¿hola?")
+        conversation = Conversation.objects.get(pk=r.conversation.pk)
+        assert conversation.mode == "human" and conversation.human_until is None
+        assert conversation.messages.filter(kind="system").exists()
