@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import transaction
 
 from eva.db import current_schema
 
-from .models import UsageRecord
+from .crypto import encrypt
+from .models import ProviderKey, TenantBudget, UsageRecord
 from .pricing import estimate_cost
 
 logger = logging.getLogger(__name__)
@@ -69,3 +71,33 @@ def usage_record_create(*, entry: UsageEntry) -> UsageRecord | None:
     except Exception:
         logger.exception("usage record could not be written")
         return None
+
+
+def provider_key_set(*, provider: str, api_key: str, base_url: str = "") -> ProviderKey:
+    """Store (or replace) the tenant's own key for ``provider``, encrypted.
+
+    Must run in a tenant schema. The plaintext is not kept anywhere else and never returned.
+    """
+    if provider not in ProviderKey.Provider.values:
+        raise ValueError(f"unknown provider {provider!r}")
+    api_key = api_key.strip()
+    if not api_key:
+        raise ValueError("the key is empty")
+    record, _ = ProviderKey.objects.update_or_create(
+        provider=provider,
+        defaults={"encrypted_key": encrypt(api_key), "base_url": base_url.strip()},
+    )
+    return record
+
+
+def provider_key_delete(*, provider: str) -> bool:
+    deleted, _ = ProviderKey.objects.filter(provider=provider).delete()
+    return bool(deleted)
+
+
+def budget_set(*, monthly_limit_usd: Decimal | None) -> TenantBudget:
+    """Set (or clear, with None) the tenant's monthly spend limit."""
+    budget = TenantBudget.objects.order_by("id").first() or TenantBudget()
+    budget.monthly_limit_usd = monthly_limit_usd
+    budget.save()
+    return budget
