@@ -1,0 +1,270 @@
+"""Consumer-group mechanics of the inbound stream (docs/streams.md, "Inbound").
+
+At-least-once delivery made safe: an entry is acknowledged only after its handler returned (the
+handler commits its own transaction), so a consumer that dies in between leaves the entry pending;
+any consumer of the group reclaims it with XAUTOCLAIM once it has been idle long enough, and the
+handler's idempotency (unique WhatsApp id, monotonic statuses) makes the second run a no-op.
+An entry that keeps failing is recorded as a dead letter after N deliveries and acknowledged, so
+one poison entry never blocks the stream; nothing is ever dropped without a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from apps.channels import contract
+
+logger = logging.getLogger(__name__)
+
+
+class PermanentEventError(Exception):
+    """The entry can never be processed (e.g. unknown session): dead-letter it at once."""
+
+    code = "permanent_failure"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """What the consumer could not process, handed to the dead-letter sink."""
+
+    entry_id: str
+    raw_event: str | None
+    document: dict[str, Any] | None
+    error_code: str
+    error: str
+    deliveries: int
+
+
+Handler = Callable[[dict[str, Any]], None]
+DeadLetterSink = Callable[[DeadLetter], None]
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _compare_ids(a: str, b: str) -> int:
+    ams, aseq = (int(part) for part in a.split("-"))
+    bms, bseq = (int(part) for part in b.split("-"))
+    return (ams > bms or (ams == bms and aseq > bseq)) - (ams < bms or (ams == bms and aseq < bseq))
+
+
+def trim_consumed(client: redis.Redis, stream: str) -> int:
+    """Trim entries every group has consumed and acknowledged; never a blind MAXLEN.
+
+    The bound is, over every group, the smaller of its last-delivered id and its oldest pending
+    id; XTRIM MINID keeps everything at or after it (gateway-node/src/streams.js trimConsumed).
+    """
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return 0
+        raise
+    if not groups:
+        return 0
+    min_id: str | None = None
+    for group in groups:
+        bound = str(group["last-delivered-id"])
+        pending = client.xpending(stream, group["name"])
+        if pending["pending"] and _compare_ids(str(pending["min"]), bound) < 0:
+            bound = str(pending["min"])
+        if min_id is None or _compare_ids(bound, min_id) < 0:
+            min_id = bound
+    if not min_id or min_id == "0-0":
+        return 0
+    return int(client.xtrim(stream, minid=min_id, approximate=False))
+
+
+class InboundConsumer:
+    """Reads ``stream`` in consumer group ``group`` and hands each valid document to ``handler``."""
+
+    def __init__(
+        self,
+        *,
+        client: redis.Redis,
+        handler: Handler,
+        dead_letter: DeadLetterSink,
+        stream: str | None = None,
+        group: str = contract.INBOUND_GROUP,
+        consumer: str | None = None,
+        batch: int = 50,
+        block_ms: int = 2000,
+        claim_idle_ms: int = 30000,
+        max_deliveries: int = 5,
+        trim_every_s: float = 60.0,
+    ) -> None:
+        self.client = client
+        self.handler = handler
+        self.dead_letter = dead_letter
+        self.stream = stream or contract.inbound_stream()
+        self.group = group
+        self.consumer = consumer or default_consumer_name()
+        self.batch = batch
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.max_deliveries = max_deliveries
+        self.trim_every_s = trim_every_s
+        self.stopping = False
+        self.processed = 0
+        self._next_claim = 0.0
+        self._next_trim = time.monotonic() + trim_every_s
+
+    def ensure_group(self) -> None:
+        """Create the group at id 0 (events written before the first consumer are not skipped)."""
+        try:
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the entry in hand (signal handlers call this)."""
+        self.stopping = True
+
+    def run(self, *, until_idle: bool = False) -> None:
+        """Consume until stop() (or, with ``until_idle``, until a read returns nothing)."""
+        self.ensure_group()
+        while not self.stopping:
+            try:
+                got = self.step()
+            except redis.ConnectionError:
+                logger.exception("inbound stream unreachable; retrying")
+                time.sleep(1)
+                continue
+            if until_idle and not got:
+                return
+
+    def step(self) -> int:
+        """One round: reclaim abandoned entries when due, trim when due, read new ones."""
+        handled = 0
+        now = time.monotonic()
+        if now >= self._next_claim:
+            handled += self.reclaim()
+            # Claim at least as often as an entry can become idle enough to be claimed.
+            self._next_claim = now + max(self.claim_idle_ms / 2000, 0.05)
+        if self.trim_every_s and now >= self._next_trim:
+            self._next_trim = now + self.trim_every_s
+            trim_consumed(self.client, self.stream)
+        block = min(self.block_ms, max(int(self.claim_idle_ms / 2), 1))
+        response: Any = self.client.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=block
+        )
+        for _stream, entries in response or []:
+            for entry_id, fields in entries:
+                if self.stopping:
+                    # Unprocessed entries stay pending for this name and are reclaimed later.
+                    return handled
+                self.process(entry_id, fields, deliveries=1)
+                handled += 1
+        return handled
+
+    def reclaim(self) -> int:
+        """XAUTOCLAIM entries idle past ``claim_idle_ms`` (dead consumers', or own failures)."""
+        handled = 0
+        cursor = "0-0"
+        while not self.stopping:
+            claimed: Any = self.client.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                min_idle_time=self.claim_idle_ms,
+                start_id=cursor,
+                count=self.batch,
+            )
+            next_cursor, entries, deleted = claimed[0], claimed[1], claimed[2]
+            if deleted:
+                # Pending ids whose entry no longer exists: nothing to process, clear them.
+                self.client.xack(self.stream, self.group, *deleted)
+            for entry_id, fields in entries:
+                if self.stopping:
+                    return handled
+                if fields is None:
+                    self.client.xack(self.stream, self.group, entry_id)
+                    continue
+                self.process(entry_id, fields, deliveries=self._deliveries(entry_id))
+                handled += 1
+            if next_cursor in ("0-0", b"0-0"):
+                return handled
+            cursor = next_cursor
+        return handled
+
+    def _deliveries(self, entry_id: str) -> int:
+        info = self.client.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
+        return int(info[0]["times_delivered"]) if info else 1
+
+    def process(self, entry_id: str, fields: dict[str, str], *, deliveries: int) -> None:
+        raw = fields.get(contract.ENTRY_FIELD) if isinstance(fields, dict) else None
+        try:
+            document = contract.parse_entry(fields, direction="inbound")
+        except contract.ContractError as exc:
+            # A malformed entry will never become valid: record it now instead of retrying.
+            self._bury(entry_id, raw, None, "invalid_event", str(exc), deliveries)
+            return
+        try:
+            self.handler(document)
+        except PermanentEventError as exc:
+            self._bury(entry_id, raw, document, exc.code, str(exc), deliveries)
+            return
+        except Exception as exc:
+            if deliveries >= self.max_deliveries:
+                logger.exception(
+                    "inbound entry failed %s times; dead-lettering it",
+                    deliveries,
+                    extra={"entry_id": entry_id, "event_type": document.get("type")},
+                )
+                self._bury(entry_id, raw, document, "max_deliveries", repr(exc), deliveries)
+            else:
+                # Left pending: XAUTOCLAIM retries it after claim_idle_ms.
+                logger.warning(
+                    "inbound entry failed (delivery %s of %s); will retry: %r",
+                    deliveries,
+                    self.max_deliveries,
+                    exc,
+                    extra={"entry_id": entry_id, "event_type": document.get("type")},
+                )
+            return
+        self.client.xack(self.stream, self.group, entry_id)
+        self.processed += 1
+
+    def _bury(
+        self,
+        entry_id: str,
+        raw: str | None,
+        document: dict[str, Any] | None,
+        code: str,
+        error: str,
+        deliveries: int,
+    ) -> None:
+        # Record first, acknowledge second: if recording fails the entry stays pending.
+        try:
+            self.dead_letter(
+                DeadLetter(
+                    entry_id=entry_id,
+                    raw_event=raw,
+                    document=document,
+                    error_code=code,
+                    error=error,
+                    deliveries=deliveries,
+                )
+            )
+        except Exception:
+            logger.exception("could not record a dead letter; the entry stays pending")
+            return
+        self.client.xack(self.stream, self.group, entry_id)
+        logger.warning(
+            "inbound entry dead-lettered (%s): %s", code, error[:300], extra={"entry_id": entry_id}
+        )
