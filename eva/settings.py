@@ -405,3 +405,26 @@ EVA_INBOUND_CLAIM_IDLE_MS = env.integer("EVA_INBOUND_CLAIM_IDLE_MS", 30000, mini
 EVA_INBOUND_MAX_DELIVERIES = env.integer("EVA_INBOUND_MAX_DELIVERIES", 5, minimum=1)
 # Replies older than this are worthless: the gateway reports them "expired" instead of sending.
 EVA_OUTBOUND_REPLY_TTL_S = env.integer("EVA_OUTBOUND_REPLY_TTL_S", 600, minimum=0)
+
+# --- Dead letters and task retries (apps/ops, workers/base.py, workers/dlq.py) -----------------
+# Transient errors (database/Redis/network briefly unavailable) are retried this many times with
+# exponential backoff (base * 2^retry seconds, capped, with jitter); then the task is dead-lettered.
+EVA_TASK_MAX_RETRIES = env.integer("EVA_TASK_MAX_RETRIES", 5, minimum=0)
+EVA_TASK_RETRY_BACKOFF = env.number("EVA_TASK_RETRY_BACKOFF", 2.0, minimum=0)
+EVA_TASK_RETRY_BACKOFF_MAX = env.number("EVA_TASK_RETRY_BACKOFF_MAX", 300.0, minimum=0)
+# A task whose worker process dies while running it is delivered again; after this many
+# unfinished starts it is dead-lettered instead (a task that kills its worker every time).
+EVA_TASK_MAX_DELIVERIES = env.integer("EVA_TASK_MAX_DELIVERIES", 3, minimum=1)
+# dlq-monitor: how often (seconds) beat runs it, and an optional operator webhook that receives
+# an HMAC-SHA256-signed JSON summary of new dead letters (header X-EVA-Signature: sha256=<hex>).
+EVA_DLQ_MONITOR_INTERVAL = env.integer("EVA_DLQ_MONITOR_INTERVAL", 30, minimum=1)
+EVA_DLQ_WEBHOOK_URL = env.url("EVA_DLQ_WEBHOOK_URL", ("http", "https"))
+EVA_DLQ_WEBHOOK_SECRET = env.optional("EVA_DLQ_WEBHOOK_SECRET")
+EVA_DLQ_WEBHOOK_ATTEMPTS = env.integer("EVA_DLQ_WEBHOOK_ATTEMPTS", 4, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "dlq-monitor": {
+        "task": "workers.dlq.monitor_dead_letters",
+        "schedule": float(EVA_DLQ_MONITOR_INTERVAL),
+    },
+}
