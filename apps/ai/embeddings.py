@@ -132,6 +132,7 @@ def embed_texts(
                 attempts = max(attempts, outcome.attempts)
                 key_source = outcome.key_source
     except EmbeddingUnavailable as exc:
+        attempts = max(attempts, exc.attempts)
         _meter(model, texts, agent_id, started, tokens, attempts, key_source, error=str(exc))
         raise
     _meter(model, texts, agent_id, started, tokens, attempts, key_source)

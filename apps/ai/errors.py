@@ -31,3 +31,7 @@ class EmbeddingUnavailable(AIError):
     Embeddings never fall back to another model: vectors of different models are not comparable,
     so the caller (a Celery task) retries later instead.
     """
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts

@@ -60,6 +60,8 @@ class GeminiProvider:
         config: dict[str, Any] = {
             "system_instruction": call.system,
             "max_output_tokens": call.max_output_tokens,
+            # EVA passes no tools; turning AFC off also keeps the SDK from logging about it.
+            "automatic_function_calling": types.AutomaticFunctionCallingConfig(disable=True),
         }
         if call.response_schema is not None:
             config["response_mime_type"] = "application/json"
