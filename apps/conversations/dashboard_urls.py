@@ -1,3 +1,17 @@
-# Dashboard pages of this app, included under /conversations/.
+# Dashboard pages of this app, included under /inbox/.
+from django.urls import path
+
+from apps.conversations import views
+
 app_name = "conversations"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.inbox_view, name="inbox"),
+    path("badge/", views.needs_human_badge_view, name="badge"),
+    path("<int:conversation_id>/", views.conversation_view, name="detail"),
+    path("<int:conversation_id>/thread/", views.conversation_thread_view, name="thread"),
+    path("<int:conversation_id>/takeover/", views.conversation_takeover_view, name="takeover"),
+    path("<int:conversation_id>/return/", views.conversation_return_view, name="return"),
+    path("<int:conversation_id>/close/", views.conversation_close_view, name="close"),
+    path("<int:conversation_id>/reply/", views.conversation_reply_view, name="reply"),
+    path("<int:conversation_id>/lead/", views.lead_edit_view, name="lead"),
+]

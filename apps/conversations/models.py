@@ -163,6 +163,9 @@ class Message(models.Model):
     usage_id = models.BigIntegerField(null=True, blank=True)
     # [{"chunk_id", "document_id", "title", "score"}] of the chunks the reply was grounded on.
     citations = models.JSONField(default=list, blank=True)
+    # The bot's last words when it hands the conversation to a person ("I'll connect you with
+    # our team"): sent although the conversation is then in human mode.
+    is_handoff_notice = models.BooleanField(default=False)
     # The inbound messages this reply answered (a burst gets one reply).
     replied_to_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)

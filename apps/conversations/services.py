@@ -399,7 +399,9 @@ def message_is_sendable(*, message_id: int) -> bool:
         return False
     conversation = message.conversation
     if message.sender == Message.Sender.BOT:
-        return conversation.mode == Conversation.Mode.BOT and not conversation.contact.opted_out
+        if conversation.contact.opted_out:
+            return False
+        return conversation.mode == Conversation.Mode.BOT or message.is_handoff_notice
     return message.sender == Message.Sender.STAFF
 
 
@@ -411,9 +413,9 @@ def _deliver_on_commit(message_id: int) -> None:
 
 def _cancel_pending_bot_replies(conversation: Conversation) -> None:
     """A handoff also stops bot replies already stored but not yet sent."""
-    conversation.messages.filter(sender=Message.Sender.BOT, status=Message.Status.QUEUED).update(
-        status=Message.Status.FAILED, error="cancelled: conversation handed to a human"
-    )
+    conversation.messages.filter(
+        sender=Message.Sender.BOT, status=Message.Status.QUEUED, is_handoff_notice=False
+    ).update(status=Message.Status.FAILED, error="cancelled: conversation handed to a human")
 
 
 # --- bot replies ------------------------------------------------------------------------------
@@ -433,7 +435,12 @@ class BotReply:
 
 @transaction.atomic
 def bot_reply_record(
-    *, conversation_id: int, answered_through_id: int, replied_to_ids: list[int], reply: BotReply
+    *,
+    conversation_id: int,
+    answered_through_id: int,
+    replied_to_ids: list[int],
+    reply: BotReply,
+    handoff_notice: bool = False,
 ) -> Message | None:
     """Store the agent's reply to the inbound messages up to ``answered_through_id``, or refuse.
 
@@ -463,6 +470,7 @@ def bot_reply_record(
         usage_id=reply.usage_id,
         citations=reply.citations,
         replied_to_ids=replied_to_ids,
+        is_handoff_notice=handoff_notice,
         sent_at=timezone.now(),
     )
     conversation.answered_through_id = answered_through_id

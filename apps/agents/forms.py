@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from apps.agents.models import Agent
+from apps.agents.services import AGENT_FIELDS
+
+LANGUAGES = [("es", "Español"), ("en", "English"), ("pt", "Português")]
+WEEKDAYS = [
+    (1, _("Mon")),
+    (2, _("Tue")),
+    (3, _("Wed")),
+    (4, _("Thu")),
+    (5, _("Fri")),
+    (6, _("Sat")),
+    (7, _("Sun")),
+]
+
+
+def _document_choices() -> list[tuple[int, str]]:
+    # The knowledge app lists the tenant's documents; agents may import knowledge.
+    try:
+        from apps.knowledge.selectors import document_list
+    except ImportError:  # TODO(agents): remove once apps.knowledge.selectors is on main
+        return []
+    return [(d.pk, d.title) for d in document_list()]
+
+
+class AgentForm(forms.ModelForm):
+    """The dashboard's agent editor; validation of the whole agent happens in the service."""
+
+    sales_goals = forms.MultipleChoiceField(
+        label=_("Sales goals"),
+        choices=Agent.Goal.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    document_ids = forms.TypedMultipleChoiceField(
+        label=_("Documents"),
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=_("Used when the knowledge scope is “Chosen documents”."),
+    )
+    handoff_keywords = forms.CharField(
+        label=_("Handoff keywords"),
+        required=False,
+        help_text=_("Comma-separated, e.g. “complaint, refund, lawyer”."),
+    )
+    default_language = forms.ChoiceField(label=_("Default language"), choices=LANGUAGES)
+    business_days = forms.TypedMultipleChoiceField(
+        label=_("Business days"),
+        choices=WEEKDAYS,
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+
+    class Meta:
+        model = Agent
+        fields = list(AGENT_FIELDS)
+        widgets = {
+            "persona": forms.Textarea(attrs={"rows": 2}),
+            "instructions": forms.Textarea(attrs={"rows": 5}),
+            "hours_start": forms.TimeInput(attrs={"type": "time"}),
+            "hours_end": forms.TimeInput(attrs={"type": "time"}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["document_ids"].choices = _document_choices()  # type: ignore[attr-defined]
+        if self.instance.pk and not self.is_bound:
+            self.initial["handoff_keywords"] = ", ".join(self.instance.handoff_keywords)
+
+    def clean_handoff_keywords(self) -> list[str]:
+        raw = self.cleaned_data.get("handoff_keywords") or ""
+        return [k.strip() for k in raw.split(",") if k.strip()]
+
+    def _post_clean(self) -> None:
+        # The service validates the whole agent (full_clean and cross-field rules) on save.
+        pass
+
+    def agent_fields(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in AGENT_FIELDS if name in self.cleaned_data}

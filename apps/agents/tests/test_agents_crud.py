@@ -1,0 +1,140 @@
+"""Agents: CRUD in the dashboard and the API, owners/admins write, everyone reads, and tenant B
+never sees tenant A's agents."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django_tenants.utils import tenant_context
+
+from apps.agents.models import Agent
+
+pytestmark = pytest.mark.django_db
+
+
+def logged_in(persona) -> Client:
+    client = Client(HTTP_HOST=persona.host)
+    response = client.post("/login/", {"username": persona.email, "password": persona.password})
+    assert response.status_code == 302
+    return client
+
+
+AGENT = {
+    "name": "Sofía",
+    "persona": "Sofía, the friendly assistant of the store",
+    "tone": "friendly",
+    "instructions": "Always offer free delivery in Madrid when the knowledge says so.",
+    "sales_goals": ["qualify", "share_prices", "collect_email"],
+    "greeting": "¡Hola! Soy Sofía.",
+    "language_policy": "customer",
+    "default_language": "es",
+    "knowledge_scope": "all",
+    "handoff_keywords": ["reclamación", "abogado"],
+    "max_reply_chars": 500,
+}
+
+
+def test_api_crud_with_roles_and_isolation(world):
+    owner = logged_in(world.owner_a)
+    created = owner.post("/api/v1/agents/", AGENT, content_type="application/json")
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["name"] == "Sofía" and body["is_default"] is True  # the first agent
+    assert body["sales_goals"] == ["qualify", "share_prices", "collect_email"]
+    agent_id = body["id"]
+
+    patched = owner.patch(
+        f"/api/v1/agents/{agent_id}/", {"tone": "formal"}, content_type="application/json"
+    )
+    assert patched.status_code == 200 and patched.json()["tone"] == "formal"
+
+    invalid = owner.patch(
+        f"/api/v1/agents/{agent_id}/",
+        {"knowledge_scope": "selected", "document_ids": []},
+        content_type="application/json",
+    )
+    assert invalid.status_code == 400
+    assert invalid.json()["error"]["code"] == "invalid"
+    assert "document_ids" in invalid.json()["error"]["fields"]
+
+    # Staff read agents but cannot change them.
+    staff = logged_in(world.staff_a)
+    assert staff.get(f"/api/v1/agents/{agent_id}/").json()["tone"] == "formal"
+    denied = staff.patch(
+        f"/api/v1/agents/{agent_id}/", {"tone": "casual"}, content_type="application/json"
+    )
+    assert denied.status_code == 403
+
+    # Tenant B sees none of A's agents, by list or by id, and cannot change or delete them.
+    owner_b = logged_in(world.owner_b)
+    assert owner_b.get("/api/v1/agents/").json()["count"] == 0
+    assert owner_b.get(f"/api/v1/agents/{agent_id}/").status_code == 404
+    assert (
+        owner_b.patch(
+            f"/api/v1/agents/{agent_id}/", {"name": "x"}, content_type="application/json"
+        ).status_code
+        == 404
+    )
+    assert owner_b.delete(f"/api/v1/agents/{agent_id}/").status_code == 404
+
+    # A second default agent takes the flag from the first.
+    leo = AGENT | {"name": "Leo", "is_default": True}
+    second = owner.post("/api/v1/agents/", leo, content_type="application/json").json()
+    with tenant_context(world.tenant_a):
+        assert list(Agent.objects.filter(is_default=True).values_list("name", flat=True)) == ["Leo"]
+    assert owner.delete(f"/api/v1/agents/{second['id']}/").status_code == 204
+    with tenant_context(world.tenant_a):
+        assert Agent.objects.get(pk=agent_id).is_default  # the default passed back
+    with tenant_context(world.tenant_b):
+        assert not Agent.objects.exists()
+
+
+def test_dashboard_crud_and_isolation(world):
+    owner = logged_in(world.owner_a)
+    page = owner.get("/agents/new/")
+    assert page.status_code == 200 and b"Sales goals" in page.content
+    form = {
+        "name": "Marta",
+        "persona": "Marta from the showroom",
+        "tone": "professional",
+        "instructions": "",
+        "sales_goals": ["book_visit"],
+        "greeting": "",
+        "language_policy": "customer",
+        "default_language": "es",
+        "knowledge_scope": "all",
+        "model_route": "",
+        "handoff_on_request": "on",
+        "handoff_keywords": "queja, devolución",
+        "handoff_low_relevance_turns": "2",
+        "min_relevance": "0",
+        "timezone": "Europe/Madrid",
+        "max_reply_chars": "600",
+        "is_active": "on",
+    }
+    response = owner.post("/agents/new/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    with tenant_context(world.tenant_a):
+        agent = Agent.objects.get(name="Marta")
+        assert agent.handoff_keywords == ["queja", "devolución"]
+        assert agent.sales_goals == ["book_visit"]
+    listing = owner.get("/agents/")
+    assert b"Marta" in listing.content
+
+    bad = owner.post(f"/agents/{agent.pk}/edit/", form | {"timezone": "Mars/Olympus"})
+    assert bad.status_code == 200 and b"Unknown time zone" in bad.content
+
+    staff = logged_in(world.staff_a)
+    assert b"Marta" in staff.get("/agents/").content
+    assert staff.get(f"/agents/{agent.pk}/edit/").status_code == 403
+    assert staff.get(f"/agents/{agent.pk}/simulator/").status_code == 200
+
+    owner_b = logged_in(world.owner_b)
+    assert b"Marta" not in owner_b.get("/agents/").content
+    assert owner_b.get(f"/agents/{agent.pk}/edit/").status_code == 404
+    assert owner_b.get(f"/agents/{agent.pk}/simulator/").status_code == 404
+    assert owner_b.post(f"/agents/{agent.pk}/delete/").status_code == 404
+
+    assert owner.post(f"/agents/{agent.pk}/delete/").status_code == 302
+    with tenant_context(world.tenant_a):
+        assert not Agent.objects.filter(name="Marta").exists()

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from apps.conversations.models import Contact, Conversation
+
+
+class LeadForm(forms.ModelForm):
+    """Staff edit a lead's fields; saved through ``contact_update``."""
+
+    class Meta:
+        model = Contact
+        fields = ["name", "email", "phone", "company", "interest", "budget", "stage", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+    def _post_clean(self) -> None:
+        # contact_update validates and saves; the form only cleans its fields.
+        pass
+
+
+class StaffReplyForm(forms.Form):
+    text = forms.CharField(
+        label=_("Reply"), max_length=4096, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class InboxFilterForm(forms.Form):
+    mode = forms.ChoiceField(
+        label=_("Mode"), required=False, choices=[("", _("Any mode")), *Conversation.Mode.choices]
+    )
+    stage = forms.ChoiceField(
+        label=_("Stage"), required=False, choices=[("", _("Any stage")), *Contact.Stage.choices]
+    )
+    agent = forms.TypedChoiceField(label=_("Agent"), required=False, coerce=int, empty_value=None)
+    channel = forms.ChoiceField(
+        label=_("Channel"),
+        required=False,
+        choices=[("", _("Customers")), *Conversation.Channel.choices],
+    )
+    unread = forms.BooleanField(label=_("Unread only"), required=False)
+    q = forms.CharField(label=_("Search"), required=False, max_length=100)

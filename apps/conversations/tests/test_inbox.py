@@ -1,0 +1,196 @@
+"""The inbox in the dashboard and the API: filters, thread, take over / return / close, staff
+replies, lead edits — and tenant B cannot read or touch any of tenant A's conversations."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from apps.conversations.models import Contact, Conversation, Message
+from apps.conversations.services import inbound_message_record
+
+pytestmark = pytest.mark.django_db
+
+
+def logged_in(persona) -> Client:
+    client = Client(HTTP_HOST=persona.host)
+    response = client.post("/login/", {"username": persona.email, "password": persona.password})
+    assert response.status_code == 302
+    return client
+
+
+def customer_writes(tenant, text: str, wa_id: str = "5215512345678@c.us") -> Conversation:
+    with tenant_context(tenant):
+        return inbound_message_record(
+            channel="whatsapp",
+            channel_ref="main",
+            contact_wa_id=wa_id,
+            contact_phone="+5215512345678",
+            contact_name="Lucía Pérez",
+            external_id=f"wamid.{uuid.uuid4().hex}",
+            kind="text",
+            text=text,
+            media=None,
+            sent_at=timezone.now(),
+        ).conversation
+
+
+def test_dashboard_inbox_thread_actions_and_isolation(world):
+    conversation = customer_writes(world.tenant_a, "¿Tienen el sofá Oslo en gris?")
+    staff = logged_in(world.staff_a)
+
+    inbox = staff.get("/inbox/")
+    assert inbox.status_code == 200 and "Lucía Pérez" in inbox.content.decode()
+    assert "Lucía" not in staff.get("/inbox/?mode=human").content.decode()
+    assert "Lucía" in staff.get("/inbox/?unread=on&stage=new").content.decode()
+    rows = staff.get("/inbox/?mode=bot", HTTP_HX_REQUEST="true")
+    assert "<html" not in rows.content.decode() and "Lucía" in rows.content.decode()
+
+    thread = staff.get(f"/inbox/{conversation.pk}/")
+    assert "¿Tienen el sofá Oslo en gris?" in thread.content.decode()
+    with tenant_context(world.tenant_a):
+        assert Conversation.objects.get(pk=conversation.pk).unread_count == 0
+
+    took = staff.post(f"/inbox/{conversation.pk}/takeover/", HTTP_HX_REQUEST="true")
+    assert 'id="conversation-mode">Human' in took.content.decode()
+    # Taken over and read by a staff member: nobody is waiting for a person.
+    assert staff.get("/inbox/badge/").content.decode().strip() == ""
+    customer_writes(world.tenant_a, "¿Hola?")
+    assert "1 needs a person" in staff.get("/inbox/badge/").content.decode()
+
+    sent = staff.post(f"/inbox/{conversation.pk}/reply/", {"text": "Sí, en gris perla."})
+    assert sent.status_code == 302
+    with tenant_context(world.tenant_a):
+        reply = Message.objects.filter(conversation=conversation, sender="staff").get()
+        assert (reply.text, reply.status, reply.author.email) == (
+            "Sí, en gris perla.",
+            "queued",
+            world.staff_a.email,
+        )
+
+    lead = staff.post(
+        f"/inbox/{conversation.pk}/lead/",
+        {"name": "Lucía", "email": "lucia@example.com", "stage": "qualified", "budget": "900"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "Saved." in lead.content.decode()
+    bad = staff.post(f"/inbox/{conversation.pk}/lead/", {"email": "not-an-email", "stage": "new"})
+    assert bad.status_code == 302
+    with tenant_context(world.tenant_a):
+        contact = Contact.objects.get(pk=conversation.contact_id)
+        assert (contact.email, contact.stage, contact.budget) == (
+            "lucia@example.com",
+            "qualified",
+            "900",
+        )
+
+    back = staff.post(f"/inbox/{conversation.pk}/return/", HTTP_HX_REQUEST="true")
+    assert 'id="conversation-mode">Bot' in back.content.decode()
+    closed = staff.post(f"/inbox/{conversation.pk}/close/", HTTP_HX_REQUEST="true")
+    assert 'id="conversation-mode">Closed' in closed.content.decode()
+
+    # Tenant B: nothing of A's in the list, and every URL of A's conversation is a 404.
+    owner_b = logged_in(world.owner_b)
+    assert "Lucía" not in owner_b.get("/inbox/?channel=whatsapp").content.decode()
+    for path in ("", "thread/"):
+        assert owner_b.get(f"/inbox/{conversation.pk}/{path}").status_code == 404
+    for action in ("takeover", "return", "close", "reply", "lead"):
+        response = owner_b.post(f"/inbox/{conversation.pk}/{action}/", {"text": "hi"})
+        assert response.status_code == 404
+    with tenant_context(world.tenant_a):
+        assert Conversation.objects.get(pk=conversation.pk).mode == "closed"
+        assert Message.objects.filter(conversation=conversation, sender="staff").count() == 1
+
+
+def test_api_contacts_conversations_messages_and_isolation(world):
+    conversation = customer_writes(world.tenant_a, "Hola, me llamo Ana", wa_id="111@c.us")
+    token_client = logged_in(world.owner_a)
+    key = token_client.post(
+        "/api/v1/tokens/", {"name": "crm"}, content_type="application/json"
+    ).json()["key"]
+    api = Client(HTTP_HOST=world.owner_a.host, HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    listing = api.get("/api/v1/conversations/").json()
+    ids = [c["id"] for c in listing["results"]]
+    assert conversation.pk in ids
+    detail = api.get(f"/api/v1/conversations/{conversation.pk}/").json()
+    assert detail["mode"] == "bot" and detail["contact"]["wa_id"] == "111@c.us"
+    messages = api.get(f"/api/v1/conversations/{conversation.pk}/messages/").json()["results"]
+    assert [m["text"] for m in messages] == ["Hola, me llamo Ana"]
+    assert messages[0]["direction"] == "in" and messages[0]["status"] == "received"
+
+    handoff = api.post(
+        f"/api/v1/conversations/{conversation.pk}/handoff/",
+        {"reason": "VIP customer"},
+        content_type="application/json",
+    )
+    assert handoff.json()["mode"] == "human" and handoff.json()["handoff_reason"] == "VIP customer"
+    assert [c["id"] for c in api.get("/api/v1/conversations/?mode=human").json()["results"]] == [
+        conversation.pk
+    ]
+    sent = api.post(
+        f"/api/v1/conversations/{conversation.pk}/messages/",
+        {"text": "Hola Ana, soy Pedro."},
+        content_type="application/json",
+    )
+    assert sent.status_code == 201
+    assert sent.json()["sender"] == "staff" and sent.json()["status"] == "queued"
+    empty = api.post(
+        f"/api/v1/conversations/{conversation.pk}/messages/",
+        {"text": ""},
+        content_type="application/json",
+    )
+    assert empty.status_code == 400 and empty.json()["error"]["code"] == "invalid"
+
+    contact_id = detail["contact"]["id"]
+    patched = api.patch(
+        f"/api/v1/contacts/{contact_id}/",
+        {"email": "ana@example.com", "stage": "won"},
+        content_type="application/json",
+    )
+    assert patched.status_code == 200 and patched.json()["stage"] == "won"
+    assert (
+        api.patch(
+            f"/api/v1/contacts/{contact_id}/", {"stage": "maybe"}, content_type="application/json"
+        ).status_code
+        == 400
+    )
+    assert api.post(f"/api/v1/conversations/{conversation.pk}/return/").json()["mode"] == "bot"
+    assert api.post(f"/api/v1/conversations/{conversation.pk}/close/").json()["mode"] == "closed"
+
+    # Tenant B, with its own valid token and session: 404 for every one of A's ids.
+    owner_b = logged_in(world.owner_b)
+    assert owner_b.get("/api/v1/conversations/").json()["count"] == 0
+    assert owner_b.get("/api/v1/contacts/").json()["count"] == 0
+    assert owner_b.get(f"/api/v1/conversations/{conversation.pk}/").status_code == 404
+    assert owner_b.get(f"/api/v1/conversations/{conversation.pk}/messages/").status_code == 404
+    assert owner_b.get(f"/api/v1/contacts/{contact_id}/").status_code == 404
+    assert (
+        owner_b.patch(
+            f"/api/v1/contacts/{contact_id}/", {"name": "x"}, content_type="application/json"
+        ).status_code
+        == 404
+    )
+    for action in ("handoff", "return", "close"):
+        assert owner_b.post(f"/api/v1/conversations/{conversation.pk}/{action}/").status_code == 404
+    assert (
+        owner_b.post(
+            f"/api/v1/conversations/{conversation.pk}/messages/",
+            {"text": "hi"},
+            content_type="application/json",
+        ).status_code
+        == 404
+    )
+    # A's token does not work on B's host either.
+    assert (
+        Client(HTTP_HOST=world.owner_b.host, HTTP_AUTHORIZATION=f"Bearer {key}")
+        .get("/api/v1/conversations/")
+        .status_code
+        == 401
+    )
+    with tenant_context(world.tenant_a):
+        assert Message.objects.filter(conversation=conversation, sender="staff").count() == 1
