@@ -66,3 +66,16 @@ def xadd_event(client: redis.Redis, event: dict | str) -> str:
 
     raw = event if isinstance(event, str) else json.dumps(event)
     return str(client.xadd(contract.inbound_stream(), {"event": raw}))
+
+
+def database_url() -> str:
+    """The test database's URL, for the processes an end-to-end test starts."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    s = connection.settings_dict
+    auth = quote(s["USER"], safe="") + (
+        f":{quote(s['PASSWORD'], safe='')}" if s["PASSWORD"] else ""
+    )
+    return f"postgresql://{auth}@{s['HOST']}:{s['PORT']}/{s['NAME']}"

@@ -1,0 +1,182 @@
+"""Apply one validated inbound event (docs/streams.md) in its tenant's schema.
+
+The tenant comes from the public-schema index by ``session_id``; the event's ``tenant_schema``
+must agree, or the event is refused (a gateway configured with the wrong tenant must not write
+into another tenant's data). Each event is applied in one transaction; the consumer acknowledges
+the stream entry only after it committed.
+
+What happens after a customer message is stored (the reply engine, transcription) is not this
+app's business: the caller passes ``on_customer_text`` / ``on_voice_note`` hooks, which run after
+the commit, inside the tenant's schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django_tenants.utils import tenant_context
+
+from apps.channels import contract, services
+from apps.channels.consumer import PermanentEventError
+from apps.channels.selectors import session_tenant_resolve
+from apps.conversations import services as conversations
+from apps.conversations.models import Message
+from apps.ops.services import dead_letter_record
+
+logger = logging.getLogger(__name__)
+
+# whatsapp-web.js message types mapped onto the kinds conversations stores. Types without a
+# stored file of their own (location, vcard, ...) are kept as text (their body).
+_KINDS = {
+    "chat": Message.Kind.TEXT,
+    "ptt": Message.Kind.AUDIO,
+    "audio": Message.Kind.AUDIO,
+    "image": Message.Kind.IMAGE,
+    "sticker": Message.Kind.IMAGE,
+    "document": Message.Kind.DOCUMENT,
+    "video": Message.Kind.DOCUMENT,
+}
+
+MessageHook = Callable[[Message], None]
+
+
+def _media(ref: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The contract's media reference in conversations' shape (``ref`` = the storage key)."""
+    if not ref:
+        return None
+    media = {"ref": ref["key"], "mime": ref["mime"], "size": ref["size"], "sha256": ref["sha256"]}
+    if ref.get("filename"):
+        media["filename"] = ref["filename"]
+    return media
+
+
+def _e164(phone: str | None) -> str | None:
+    """The contract's phones are digits only; contacts store E.164 with the plus."""
+    return f"+{phone}" if phone else None
+
+
+def _kind(event: dict[str, Any]) -> str:
+    kind = _KINDS.get(event["msg_type"], Message.Kind.TEXT)
+    # Media that could not be stored (expired, too large): keep the caption as a text message.
+    return kind if event["media"] is not None else Message.Kind.TEXT
+
+
+@dataclass
+class InboundEventHandler:
+    on_customer_text: MessageHook | None = None
+    on_voice_note: MessageHook | None = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        tenant = session_tenant_resolve(session_id=event["session_id"])
+        if tenant is None:
+            raise PermanentEventError(
+                f"no tenant has WhatsApp session {event['session_id']!r}", code="unknown_session"
+            )
+        if tenant.schema_name != event["tenant_schema"]:
+            raise PermanentEventError(
+                f"session {event['session_id']!r} belongs to {tenant.schema_name!r}, "
+                f"not {event['tenant_schema']!r}",
+                code="wrong_tenant",
+            )
+        with tenant_context(tenant), transaction.atomic():
+            getattr(self, f"_on_{event['type']}")(event)
+
+    def _on_message(self, event: dict[str, Any]) -> None:
+        if event["is_group"]:
+            # Sales agents answer people, not groups: a group message is acknowledged unstored.
+            logger.info("group message ignored", extra={"session_id": event["session_id"]})
+            return
+        record = conversations.inbound_message_record(
+            channel="whatsapp",
+            channel_ref=event["session_id"],
+            contact_wa_id=event["chat_id"],
+            contact_phone=_e164(event["from_phone"]),
+            contact_name=event["push_name"],
+            external_id=event["wa_id"],
+            kind=_kind(event),
+            text=event["body"],
+            media=_media(event["media"]),
+            sent_at=contract.parse_ts(event["wa_timestamp"]),
+        )
+        if not record.created:
+            return  # redelivered: stored and handed on the first time
+        message = record.message
+        if message.kind == Message.Kind.AUDIO and self.on_voice_note is not None:
+            hook, target = self.on_voice_note, message
+            transaction.on_commit(lambda: hook(target))
+        elif message.text.strip() and self.on_customer_text is not None:
+            hook, target = self.on_customer_text, message
+            transaction.on_commit(lambda: hook(target))
+
+    def _on_outgoing_from_phone(self, event: dict[str, Any]) -> None:
+        if event["is_group"]:
+            return
+        conversations.business_message_record(
+            channel_ref=event["session_id"],
+            contact_wa_id=event["chat_id"],
+            contact_phone=_e164(event["to_phone"]),
+            external_id=event["wa_id"],
+            kind=_kind(event),
+            text=event["body"],
+            media=_media(event["media"]),
+            sent_at=contract.parse_ts(event["wa_timestamp"]),
+        )
+
+    def _on_message_ack(self, event: dict[str, Any]) -> None:
+        conversations.message_delivery_ack(
+            command_event_id=event["command_event_id"],
+            external_id=event["wa_id"],
+            status=event["status"],
+            error="whatsapp reported an error" if event["status"] == "error" else "",
+        )
+
+    def _on_session_status(self, event: dict[str, Any]) -> None:
+        session = services.whatsapp_session_status_apply(
+            session_id=event["session_id"],
+            status=event["status"],
+            wa_state=event["wa_state"],
+            reason=event["reason"],
+            phone=event["phone"],
+            gateway_id=event["gateway_id"],
+            ts=contract.parse_ts(event["ts"]),
+        )
+        if session is not None and session.is_alarm:
+            logger.error(
+                "WhatsApp session needs attention: %s (%s)",
+                event["status"],
+                event["reason"] or event["wa_state"] or "",
+                extra={"session_id": event["session_id"], "tenant_schema": event["tenant_schema"]},
+            )
+
+    def _on_qr(self, event: dict[str, Any]) -> None:
+        services.whatsapp_session_qr_apply(
+            session_id=event["session_id"],
+            qr=event["qr"],
+            attempt=event["attempt"],
+            gateway_id=event["gateway_id"],
+            ts=contract.parse_ts(event["ts"]),
+        )
+
+    def _on_command_failed(self, event: dict[str, Any]) -> None:
+        error = event["error"]
+        if event["command_event_id"]:
+            message = Message.objects.filter(command_event_id=event["command_event_id"]).first()
+            if message is not None:
+                conversations.message_mark_failed(
+                    message_id=message.pk, error=f"{error['code']}: {error['message']}"
+                )
+        # The event id names the failure, so a redelivered event updates the same dead letter.
+        dead_letter_record(
+            source="stream",
+            name=f"gateway.{event['command_type'] or 'command'}",
+            payload={"stream": event["stream"], "entry_id": event["entry_id"], "event": event},
+            tenant_schema=event["tenant_schema"],
+            error=f"{error['code']}: {error['message']}",
+            attempts=event["deliveries"],
+            exception_type=error["code"],
+            task_id=f"command_failed:{event['event_id']}",
+        )

@@ -1,0 +1,362 @@
+"""manage.py consume_inbound's machinery on a real Valkey stream and real PostgreSQL: consumer
+group, tenant resolution from the public index, idempotent storage, XACK after commit, XAUTOCLAIM
+of a dead consumer's entries, dead letters for poison entries (never dropped), safe trimming."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from apps.channels import contract, services
+from apps.channels.consumer import InboundConsumer, trim_consumed
+from apps.channels.inbound import InboundEventHandler
+from apps.channels.management.commands.consume_inbound import record_dead_letter
+from apps.channels.models import WhatsAppSession
+from apps.channels.tests.conftest import inbound_event, text_message, xadd_event
+from apps.conversations.models import Contact, Conversation, Message
+from apps.conversations.services import message_command_assign, staff_message_send
+from apps.ops.models import DeadLetter
+
+pytestmark = pytest.mark.django_db
+
+
+class Hooks:
+    def __init__(self) -> None:
+        self.replies: list[int] = []
+        self.voice: list[int] = []
+
+    def handler(self) -> InboundEventHandler:
+        return InboundEventHandler(
+            on_customer_text=lambda m: self.replies.append(m.pk),
+            on_voice_note=lambda m: self.voice.append(m.pk),
+        )
+
+
+def make_consumer(client, handler, name="c1", **kw) -> InboundConsumer:
+    consumer = InboundConsumer(
+        client=client,
+        handler=handler,
+        dead_letter=lambda dead: None,
+        consumer=name,
+        block_ms=50,
+        claim_idle_ms=kw.pop("claim_idle_ms", 60000),
+        max_deliveries=kw.pop("max_deliveries", 3),
+        trim_every_s=0,
+        **kw,
+    )
+    consumer.dead_letter = record_dead_letter(consumer.stream)
+    consumer.ensure_group()
+    return consumer
+
+
+@pytest.fixture
+def session_a(world):
+    with tenant_context(world.tenant_a):
+        return services.whatsapp_session_create(label="Ventas")
+
+
+def pending(client) -> int:
+    return int(client.xpending(contract.inbound_stream(), contract.INBOUND_GROUP)["pending"])
+
+
+def test_a_text_is_stored_once_in_its_tenant_and_handed_to_the_engine_once(
+    world, streams, session_a, django_capture_on_commit_callbacks
+):
+    # Written before any consumer existed: the group starts at 0, so it is not skipped.
+    event = text_message(
+        session_id=session_a.session_id, tenant_schema="alpha", body="¿Cuánto cuesta el plan Pro?"
+    )
+    xadd_event(streams, event)
+    hooks = Hooks()
+    consumer = make_consumer(streams, hooks.handler())
+    # The gateway can publish the same message twice: a new entry, the same wa_id.
+    xadd_event(streams, event | {"event_id": str(uuid.uuid4())})
+    with django_capture_on_commit_callbacks(execute=True):
+        consumer.run(until_idle=True)
+
+    assert consumer.processed == 2 and pending(streams) == 0
+    with tenant_context(world.tenant_a):
+        message = Message.objects.get(external_id=event["wa_id"])
+        assert (message.direction, message.kind, message.text) == (
+            "in",
+            "text",
+            "¿Cuánto cuesta el plan Pro?",
+        )
+        conversation = message.conversation
+        assert (conversation.channel, conversation.channel_ref) == (
+            "whatsapp",
+            session_a.session_id,
+        )
+        assert conversation.contact.wa_id == "5215512345678@c.us"
+        assert conversation.contact.phone == "+5215512345678"
+    assert hooks.replies == [message.pk] and hooks.voice == []
+    with tenant_context(world.tenant_b):
+        assert (
+            not Message.objects.exists()
+            or not Message.objects.filter(external_id=event["wa_id"]).exists()
+        )
+        assert not Contact.objects.filter(wa_id="5215512345678@c.us").exists()
+
+
+def test_a_voice_note_goes_to_transcription_with_its_media_reference(
+    world, streams, session_a, django_capture_on_commit_callbacks
+):
+    event = inbound_event("message", session_id=session_a.session_id, tenant_schema="alpha")
+    event["wa_id"] = f"false_x@c.us_{uuid.uuid4().hex}"
+    xadd_event(streams, event)
+    hooks = Hooks()
+    with django_capture_on_commit_callbacks(execute=True):
+        make_consumer(streams, hooks.handler()).run(until_idle=True)
+    with tenant_context(world.tenant_a):
+        message = Message.objects.get(external_id=event["wa_id"])
+    assert message.kind == "audio"
+    assert message.media["ref"] == event["media"]["key"]
+    assert message.media["sha256"] == event["media"]["sha256"]
+    assert hooks.voice == [message.pk] and hooks.replies == []
+
+
+def test_acks_move_the_outbound_message_forward_only(world, streams, session_a, staff=None):
+    with tenant_context(world.tenant_a):
+        from apps.accounts.models import User
+
+        seed = text_message(session_id=session_a.session_id, tenant_schema="alpha", body="hola")
+        InboundEventHandler()(seed)
+        conversation = Conversation.objects.get(channel_ref=session_a.session_id)
+        staff_user = User.objects.get(email=world.staff_a.email)
+        reply = staff_message_send(
+            conversation_id=conversation.pk, author=staff_user, text="Te ayudo"
+        )
+        command_id = str(message_command_assign(message_id=reply.pk))
+    wa_id = f"true_5215512345678@c.us_{uuid.uuid4().hex[:16]}"
+    ack = {"session_id": session_a.session_id, "tenant_schema": "alpha", "wa_id": wa_id}
+    xadd_event(
+        streams,
+        inbound_event("message_ack", **ack, ack=2, status="delivered", command_event_id=command_id),
+    )
+    # Out of order: a late "sent" after "delivered" changes nothing; "read" moves forward.
+    xadd_event(
+        streams, inbound_event("message_ack", **ack, ack=1, status="sent", command_event_id=None)
+    )
+    xadd_event(
+        streams, inbound_event("message_ack", **ack, ack=3, status="read", command_event_id=None)
+    )
+    consumer = make_consumer(streams, InboundEventHandler())
+    consumer.run(until_idle=True)
+    assert consumer.processed == 3
+    with tenant_context(world.tenant_a):
+        reply.refresh_from_db()
+        assert (reply.status, reply.external_id) == ("read", wa_id)
+
+
+def test_qr_and_session_status_update_the_session(world, streams, session_a):
+    ids = {"session_id": session_a.session_id, "tenant_schema": "alpha"}
+    xadd_event(
+        streams, inbound_event("qr", **ids, qr="2@abc", attempt=1, ts="2026-11-25T22:00:00.000Z")
+    )
+    consumer = make_consumer(streams, InboundEventHandler())
+    consumer.run(until_idle=True)
+    with tenant_context(world.tenant_a):
+        assert WhatsAppSession.objects.get(pk=session_a.pk).qr == "2@abc"
+    xadd_event(
+        streams,
+        inbound_event(
+            "session_status",
+            **ids,
+            status="ready",
+            wa_state="CONNECTED",
+            reason=None,
+            phone="5215500000001",
+            attempt=0,
+            retry_in_ms=None,
+            ts="2026-11-25T22:00:05.000Z",
+        ),
+    )
+    consumer.run(until_idle=True)
+    with tenant_context(world.tenant_a):
+        session = WhatsAppSession.objects.get(pk=session_a.pk)
+        assert (session.status, session.phone, session.qr) == ("ready", "5215500000001", "")
+
+
+def test_a_message_typed_on_the_business_phone_is_stored_as_outbound_and_hands_off(
+    world, streams, session_a
+):
+    ids = {"session_id": session_a.session_id, "tenant_schema": "alpha"}
+    event = inbound_event("outgoing_from_phone", **ids)
+    make_consumer(streams, InboundEventHandler())
+    xadd_event(streams, event)
+    make_consumer(streams, InboundEventHandler()).run(until_idle=True)
+    with tenant_context(world.tenant_a):
+        message = Message.objects.get(external_id=event["wa_id"])
+        assert (message.direction, message.sender, message.text) == (
+            "out",
+            "business",
+            "Hola Ana, te atiendo yo.",
+        )
+        assert message.conversation.mode == "human"
+
+
+def test_poison_entries_become_dead_letters_and_the_rest_keeps_flowing(world, streams, session_a):
+    good = text_message(session_id=session_a.session_id, tenant_schema="alpha", body="sigo aquí")
+    unknown = text_message(session_id="ghost-session", tenant_schema="alpha", body="?")
+    wrong_tenant = text_message(session_id=session_a.session_id, tenant_schema="beta", body="?")
+    malformed_id = xadd_event(streams, "{not json")
+    invalid_id = xadd_event(streams, {"type": "message", "v": 1})
+    unknown_id = xadd_event(streams, unknown)
+    wrong_id = xadd_event(streams, wrong_tenant)
+    xadd_event(streams, good)
+    consumer = make_consumer(streams, InboundEventHandler())
+    consumer.run(until_idle=True)
+
+    assert pending(streams) == 0  # everything acknowledged
+    with tenant_context(world.tenant_a):
+        assert Message.objects.filter(external_id=good["wa_id"]).exists()
+        assert not Message.objects.filter(external_id=wrong_tenant["wa_id"]).exists()
+    with tenant_context(world.tenant_b):
+        assert not Message.objects.filter(external_id=wrong_tenant["wa_id"]).exists()
+    stream = contract.inbound_stream()
+    letters = {
+        d.payload["entry_id"]: d for d in DeadLetter.objects.filter(task_id__startswith=stream)
+    }
+    assert letters[malformed_id].exception_type == "invalid_event"
+    assert letters[malformed_id].payload["fields"] == {"event": "{not json"}
+    assert letters[invalid_id].exception_type == "invalid_event"
+    assert letters[unknown_id].exception_type == "unknown_session"
+    assert letters[wrong_id].exception_type == "wrong_tenant"
+    assert {(d.source, d.tenant_schema or None) for d in letters.values()} == {("stream", None)}
+    # The original entry is kept in the dead letter, so a replay can append it again.
+    assert json.loads(letters[unknown_id].payload["fields"]["event"]) == unknown
+
+
+def test_a_failing_entry_is_retried_then_dead_lettered_after_n_deliveries(
+    world, streams, session_a
+):
+    calls: list[str] = []
+
+    def flaky(event):
+        calls.append(event["event_id"])
+        raise RuntimeError("database hiccup")
+
+    event = text_message(session_id=session_a.session_id, tenant_schema="alpha", body="hola")
+    entry_id = xadd_event(streams, event)
+    consumer = make_consumer(streams, flaky, claim_idle_ms=100, max_deliveries=3)
+    consumer.run(until_idle=True)
+    assert pending(streams) == 1  # failed once: left pending, not acknowledged
+    import time
+
+    deadline = time.monotonic() + 10
+    while pending(streams) and time.monotonic() < deadline:
+        time.sleep(0.15)
+        consumer.step()
+    assert pending(streams) == 0
+    assert len(calls) == 3
+    letter = DeadLetter.objects.get(task_id=f"{contract.inbound_stream()}:{entry_id}")
+    assert (letter.exception_type, letter.attempts, letter.tenant_schema) == (
+        "max_deliveries",
+        3,
+        "alpha",
+    )
+    assert "database hiccup" in letter.error
+
+
+def test_a_dead_consumers_entries_are_reclaimed_and_processed_exactly_once(
+    world, streams, session_a, django_capture_on_commit_callbacks
+):
+    stream = contract.inbound_stream()
+    events = [
+        text_message(session_id=session_a.session_id, tenant_schema="alpha", body=f"msg {i}")
+        for i in range(3)
+    ]
+    for event in events:
+        xadd_event(streams, event)
+    hooks = Hooks()
+    crashed = make_consumer(streams, hooks.handler(), name="crashed")
+    # The crashed consumer read all three; it committed the first and died before its XACK.
+    read = streams.xreadgroup(contract.INBOUND_GROUP, "crashed", {stream: ">"}, count=10)
+    first = json.loads(read[0][1][0][1]["event"])
+    with django_capture_on_commit_callbacks(execute=True):
+        crashed.handler(first)
+    assert pending(streams) == 3
+
+    survivor = make_consumer(streams, hooks.handler(), name="survivor", claim_idle_ms=100)
+    import time
+
+    time.sleep(0.2)
+    with django_capture_on_commit_callbacks(execute=True):
+        survivor.run(until_idle=True)
+    assert pending(streams) == 0 and survivor.processed == 3
+    with tenant_context(world.tenant_a):
+        stored = Message.objects.filter(external_id__in=[e["wa_id"] for e in events])
+        assert stored.count() == 3
+    assert len(hooks.replies) == 3 and len(set(hooks.replies)) == 3
+
+
+def test_two_consumers_in_the_group_share_the_stream(world, streams, session_a):
+    events = [
+        text_message(session_id=session_a.session_id, tenant_schema="alpha", body=f"n{i}")
+        for i in range(6)
+    ]
+    for event in events:
+        xadd_event(streams, event)
+    one = make_consumer(streams, InboundEventHandler(), name="one", batch=3)
+    two = make_consumer(streams, InboundEventHandler(), name="two", batch=3)
+    one.step()
+    two.step()
+    assert one.processed == 3 and two.processed == 3 and pending(streams) == 0
+    with tenant_context(world.tenant_a):
+        assert Message.objects.filter(external_id__in=[e["wa_id"] for e in events]).count() == 6
+
+
+def test_trimming_keeps_every_unread_or_pending_entry(streams):
+    stream = contract.inbound_stream()
+    consumer = make_consumer(streams, lambda event: None)
+    ids = [
+        xadd_event(streams, inbound_event("qr", session_id="s", tenant_schema="alpha"))
+        for _ in range(5)
+    ]
+    # Two read and acknowledged, one read and pending, two unread.
+    streams.xreadgroup(contract.INBOUND_GROUP, "c1", {stream: ">"}, count=3)
+    streams.xack(stream, contract.INBOUND_GROUP, ids[0], ids[1])
+    # Another group (e.g. an audit reader) that read nothing holds everything.
+    streams.xgroup_create(stream, "audit", id="0")
+    assert trim_consumed(streams, stream) == 0
+    streams.xgroup_destroy(stream, "audit")
+    assert trim_consumed(streams, stream) == 2
+    assert [entry_id for entry_id, _f in streams.xrange(stream)] == ids[2:]
+    assert consumer.stream == stream
+
+
+def test_a_failed_command_marks_its_message_failed_and_records_a_dead_letter(
+    world, streams, session_a
+):
+    with tenant_context(world.tenant_a):
+        from apps.accounts.models import User
+
+        InboundEventHandler()(
+            text_message(session_id=session_a.session_id, tenant_schema="alpha", body="hola")
+        )
+        conversation = Conversation.objects.get(channel_ref=session_a.session_id)
+        reply = staff_message_send(
+            conversation_id=conversation.pk,
+            author=User.objects.get(email=world.owner_a.email),
+            text="Oferta",
+        )
+        command_id = str(message_command_assign(message_id=reply.pk))
+    failed = inbound_event(
+        "command_failed",
+        session_id=session_a.session_id,
+        tenant_schema="alpha",
+        command_event_id=command_id,
+    )
+    xadd_event(streams, failed)
+    xadd_event(streams, failed)  # redelivered by the gateway: one dead letter, still
+    make_consumer(streams, InboundEventHandler()).run(until_idle=True)
+    with tenant_context(world.tenant_a):
+        reply.refresh_from_db()
+        assert reply.status == "failed" and reply.error.startswith("cold_outreach_blocked")
+    letters = DeadLetter.objects.filter(task_id=f"command_failed:{failed['event_id']}")
+    assert letters.count() == 1 and letters.get().tenant_schema == "alpha"
+    assert timezone.now() >= letters.get().first_failed_at
