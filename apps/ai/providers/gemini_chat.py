@@ -111,3 +111,12 @@ class GeminiProvider:
             raise ProviderError("embedding count mismatch", transient=True)
         # Gemini bills characters, not tokens, for embeddings and reports no usage.
         return vectors, 0
+
+
+def reachable(credentials: Credentials, model: str, timeout_s: float) -> str:
+    """ "ok" or a short reason; reads the model's metadata (free) rather than spending tokens."""
+    try:
+        client_for(credentials, timeout_s).models.get(model=model)
+    except Exception as exc:
+        return str(translate_error(exc))
+    return "ok"

@@ -99,3 +99,13 @@ class OpenAIProvider:
             raise translate_error(exc) from None
         ordered = sorted(response.data, key=lambda item: item.index)
         return [list(item.embedding) for item in ordered], response.usage.prompt_tokens
+
+
+def reachable(credentials: Credentials, model: str, timeout_s: float) -> str:
+    """ "ok" or a short reason; lists models (free) rather than spending tokens."""
+    try:
+        listed = client_for(credentials, timeout_s).models.list()
+    except openai.OpenAIError as exc:
+        return str(translate_error(exc))
+    names = {m.id for m in listed.data}
+    return "ok" if not names or model in names else f"ok, but {model!r} is not listed"

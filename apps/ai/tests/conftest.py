@@ -102,8 +102,30 @@ def _gemini_body(path: str, body: dict[str, Any], text: str) -> dict[str, Any]:
     }
 
 
+def _model_listing(stub: Stub, path: str) -> dict[str, Any]:
+    if stub.dialect == "openai":  # GET /v1/models
+        return {
+            "object": "list",
+            "data": [{"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "stub"}],
+        }
+    name = path.split("?")[0].rsplit("/", 1)[-1]  # GET /v1beta/models/{model}
+    return {"name": f"models/{name}", "displayName": name, "inputTokenLimit": 1048576}
+
+
 def _serve(stub: Stub) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            stub.seen.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, {}))
+            action = stub.next_action()
+            status = action.get("status", 200)
+            payload = _model_listing(stub, self.path) if status == 200 else {"error": {}}
+            encoded = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(encoded)))
+            self.end_headers()
+            self.wfile.write(encoded)
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b"{}"
