@@ -1,8 +1,8 @@
 """`make run`: EVA on one machine with the embedded default.
 
 Starts (when DATABASE_URL / REDIS_URL are unset) the embedded PostgreSQL + pgvector and Valkey,
-migrates every schema, seeds the demo tenant, then runs the web server and a real Celery worker
-until Ctrl-C, when it stops all of them.
+migrates every schema, seeds the demo tenant, then runs the web server, a real Celery worker and
+the WhatsApp inbound consumer until Ctrl-C, when it stops all of them.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def main() -> int:
             ],
             env=env,
         ),
+        # WhatsApp events from gateway-node (started separately: docs/whatsapp.md).
+        "consumer": subprocess.Popen([PY, "manage.py", "consume_inbound"], env=env),
     }
     print(f"\nEVA is running: http://demo.localhost:{port}/  (Ctrl-C to stop)\n", flush=True)
 
