@@ -1,0 +1,279 @@
+"""Voice notes through the real queue: a real worker transcribes real speech with the real model.
+
+espeak-ng speaks a sentence, ffmpeg encodes it as WhatsApp does (OGG/Opus), the file goes where
+the gateway stores media (MEDIA_ROOT/<schema>/whatsapp/...), the message is stored like the
+consumer stores it, and ``workers.transcription.transcribe_message`` is sent by name, as the
+consumer sends it. The worker uses the project's default model (bundled multilingual ``base``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from apps.ops.tests.fixtures import committed_db, wait_until
+from apps.speech.replies import voice_note_fallback_text
+from apps.speech.tests.audio import ENGLISH, SPANISH, generated, speech
+from apps.speech.wer import word_error_rate
+from eva.celery import app
+
+__all__ = ["committed_db"]
+pytestmark = pytest.mark.usefixtures("committed_db")
+
+TASK = "workers.transcription.transcribe_message"
+# The agent waits EVA_AGENT_BURST_SECONDS (3 s in the worker) before answering; a second reply,
+# if there were one, would come within that window again.
+AFTER_REPLY_S = 5
+
+
+@dataclass
+class Note:
+    message_id: int
+    conversation_id: int
+    external_id: str
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("voice-notes")
+
+
+@pytest.fixture
+def voice(world, celery_worker) -> Iterator:  # type: ignore[no-untyped-def]
+    """Store voice notes for a tenant, and clean up the contacts, agents and files made."""
+    from apps.agents.models import Agent
+    from apps.agents.services import agent_create
+    from apps.conversations.models import Contact
+    from apps.conversations.services import inbound_message_record
+
+    folder = f"whatsapp/voice-tests-{uuid.uuid4().hex[:8]}"
+    made: list[tuple[object, str]] = []
+    agents: list[tuple[object, int]] = []
+
+    def agent_for(tenant: object, language: str) -> None:
+        with tenant_context(tenant):
+            agent = agent_create(
+                name="Voz",
+                persona="The shop's sales assistant",
+                default_language=language,
+                handoff_low_relevance_turns=0,
+            )
+        agents.append((tenant, agent.pk))
+
+    def send(
+        tenant: object, audio: Path | None, *, ref: str | None = None, send_task: bool = True
+    ) -> Note:
+        schema = tenant.schema_name  # type: ignore[attr-defined]
+        if ref is None:
+            assert audio is not None
+            ref = f"{schema}/{folder}/{uuid.uuid4().hex}{audio.suffix}"
+            target = Path(settings.MEDIA_ROOT) / ref
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(audio, target)
+        wa_id = f"sim:{uuid.uuid4().hex}"
+        external_id = f"wamid.voice.{uuid.uuid4().hex}"
+        with tenant_context(tenant):
+            record = inbound_message_record(
+                channel="simulator",
+                channel_ref="",
+                contact_wa_id=wa_id,
+                contact_phone=None,
+                contact_name="Voice Customer",
+                external_id=external_id,
+                kind="audio",
+                text="",
+                media={"ref": ref, "mime": "audio/ogg; codecs=opus", "size": 0, "sha256": ""},
+                sent_at=timezone.now(),
+            )
+            if send_task:
+                app.send_task(TASK, args=[record.message.pk])
+        made.append((tenant, wa_id))
+        return Note(record.message.pk, record.conversation.pk, external_id)
+
+    yield agent_for, send
+
+    for tenant, wa_id in made:
+        with tenant_context(tenant):
+            Contact.objects.filter(wa_id=wa_id).delete()
+    for tenant, agent_id in agents:
+        with tenant_context(tenant):
+            Agent.objects.filter(pk=agent_id).delete()
+    for schema in ("alpha", "beta"):
+        shutil.rmtree(Path(settings.MEDIA_ROOT) / schema / folder, ignore_errors=True)
+
+
+def message(tenant: object, message_id: int):  # type: ignore[no-untyped-def]
+    from apps.conversations.models import Message
+
+    with tenant_context(tenant):
+        return Message.objects.get(pk=message_id)
+
+
+def bot_replies(tenant: object, conversation_id: int) -> list:  # type: ignore[no-untyped-def]
+    from apps.conversations.models import Message
+
+    with tenant_context(tenant):
+        return list(
+            Message.objects.filter(conversation_id=conversation_id, sender="bot").order_by("id")
+        )
+
+
+def transcribed(tenant: object, note: Note):  # type: ignore[no-untyped-def]
+    def done():  # type: ignore[no-untyped-def]
+        stored = message(tenant, note.message_id)
+        assert stored.status != "failed", stored.error
+        return stored if stored.transcript else None
+
+    return wait_until(done, timeout=120, what="the transcript")
+
+
+def exactly_one_reply(tenant: object, note: Note):  # type: ignore[no-untyped-def]
+    wait_until(lambda: bot_replies(tenant, note.conversation_id), timeout=60, what="a reply")
+    time.sleep(AFTER_REPLY_S)
+    replies = bot_replies(tenant, note.conversation_id)
+    assert len(replies) == 1, [r.text for r in replies]
+    return replies[0]
+
+
+def test_spanish_voice_note_is_transcribed_then_answered_once(world, voice, clips) -> None:  # type: ignore[no-untyped-def]
+    agent_for, send = voice
+    agent_for(world.tenant_a, "es")
+    note = send(world.tenant_a, speech(clips, SPANISH, language="es", fmt="ogg"))
+
+    stored = transcribed(world.tenant_a, note)
+
+    assert word_error_rate(SPANISH, stored.transcript) <= 0.35, stored.transcript
+    assert "zapatos" in stored.transcript.lower()
+    assert stored.transcript_language == "es"
+    assert stored.body == stored.transcript  # the transcript is what the message says
+    reply = exactly_one_reply(world.tenant_a, note)
+    assert reply.replied_to_ids == [note.message_id]
+    assert reply.model != "voice-note-fallback"
+
+    # Tenant B sees none of it.
+    from apps.conversations.models import Message
+
+    with tenant_context(world.tenant_b):
+        assert not Message.objects.filter(external_id=note.external_id).exists()
+
+
+def test_english_voice_note_is_transcribed(world, voice, clips) -> None:  # type: ignore[no-untyped-def]
+    agent_for, send = voice
+    agent_for(world.tenant_a, "es")  # detected English wins over the Spanish-speaking tenant
+    note = send(world.tenant_a, speech(clips, ENGLISH, language="en", fmt="ogg"))
+
+    stored = transcribed(world.tenant_a, note)
+
+    assert word_error_rate(ENGLISH, stored.transcript) <= 0.25, stored.transcript
+    assert stored.transcript_language == "en"
+    exactly_one_reply(world.tenant_a, note)
+
+
+def _corrupt(clips: Path) -> Path:
+    path = clips / "corrupt.ogg"
+    path.write_bytes(b"OggS" + bytes(range(256)) * 40)
+    return path
+
+
+def _empty(clips: Path) -> Path:
+    path = clips / "empty.ogg"
+    path.write_bytes(b"")
+    return path
+
+
+def _too_long(clips: Path) -> Path:
+    seconds = settings.WHISPER_MAX_DURATION_S + 20
+    return generated(clips, f"silence-{seconds}s", "anullsrc=r=16000:cl=mono", seconds)
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [(_corrupt, "audio_unreadable"), (_empty, "audio_empty"), (_too_long, "audio_too_long")],
+)
+def test_bad_audio_fails_clearly_and_the_customer_is_asked_to_write(  # type: ignore[no-untyped-def]
+    world, voice, clips, make, code
+) -> None:
+    agent_for, send = voice
+    agent_for(world.tenant_a, "es")
+    note = send(world.tenant_a, make(clips))
+
+    stored = wait_until(
+        lambda: (m := message(world.tenant_a, note.message_id)).status == "failed" and m,
+        timeout=60,
+        what="the voice note to fail",
+    )
+
+    assert stored.error.startswith(f"{code}: ")
+    assert stored.transcript == ""
+    reply = exactly_one_reply(world.tenant_a, note)
+    assert reply.text == voice_note_fallback_text("es")
+    assert reply.replied_to_ids == [note.message_id]
+
+
+def test_a_voice_note_cannot_reach_another_tenants_audio(world, voice, clips) -> None:  # type: ignore[no-untyped-def]
+    agent_for, send = voice
+    agent_for(world.tenant_b, "pt")
+    alpha_note = send(world.tenant_a, speech(clips, SPANISH, language="es"), send_task=False)
+    alpha_ref = message(world.tenant_a, alpha_note.message_id).media["ref"]
+
+    # A message in B whose reference points at A's file (a forged or buggy event).
+    note = send(world.tenant_b, None, ref=alpha_ref)
+
+    stored = wait_until(
+        lambda: (m := message(world.tenant_b, note.message_id)).status == "failed" and m,
+        timeout=60,
+        what="the voice note to fail",
+    )
+    assert stored.error.startswith("audio_missing: ")
+    assert stored.transcript == ""
+    reply = exactly_one_reply(world.tenant_b, note)
+    assert reply.text == voice_note_fallback_text("pt")
+
+
+# Marked django_db, so running this module alone still creates the test database (pytest-django
+# sets databases up only for sessions with at least one django_db test).
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "/alpha/whatsapp/s/note.ogg",  # absolute
+        "alpha/whatsapp/../../beta/whatsapp/s/note.ogg",  # climbs out
+        "beta/whatsapp/s/note.ogg",  # another tenant's folder
+        "",
+    ],
+)
+def test_media_references_stay_in_the_tenants_folder(world, ref: str) -> None:  # type: ignore[no-untyped-def]
+    from apps.speech.errors import AudioRejected
+    from workers.transcription import media_path
+
+    with tenant_context(world.tenant_a):
+        assert media_path({"ref": "alpha/whatsapp/s/note.ogg"}) == (
+            Path(settings.MEDIA_ROOT) / "alpha" / "whatsapp" / "s" / "note.ogg"
+        )
+        assert media_path({"key": "alpha/x.ogg"}).name == "x.ogg"  # the stream contract's name
+        with pytest.raises(AudioRejected) as caught:
+            media_path({"ref": ref})
+    assert caught.value.code == "audio_missing"
+
+
+def test_running_twice_transcribes_once(world, voice, clips) -> None:  # type: ignore[no-untyped-def]
+    agent_for, send = voice
+    agent_for(world.tenant_a, "es")
+    note = send(world.tenant_a, speech(clips, SPANISH, language="es"))
+    first = transcribed(world.tenant_a, note).transcript
+
+    with tenant_context(world.tenant_a):
+        result = app.send_task(TASK, args=[note.message_id])
+    assert result.get(timeout=60)["reason"] == "already transcribed"
+
+    assert message(world.tenant_a, note.message_id).transcript == first
+    exactly_one_reply(world.tenant_a, note)
