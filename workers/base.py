@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import task_failure
+from celery.signals import task_failure, worker_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django_tenants.utils import get_public_schema_name
@@ -51,6 +51,10 @@ class TenantRequiredError(PermanentError, RuntimeError):
 
 class DeliveryLimitExceeded(PermanentError):
     """The task started too many times without finishing: its worker keeps dying on it."""
+
+    def __init__(self, message: str, *, runs: int = 0) -> None:
+        super().__init__(message)
+        self.runs = runs  # starts that died, counted as attempts on the dead letter
 
 
 # Errors that say "the world was briefly unavailable", not "this work is wrong". Builtin
@@ -128,6 +132,9 @@ class EvaTask(TenantTask):
     acks_on_timeout = True
     #: Record dead letters with this tenant schema (None: platform work, never tenant-bound).
     records_tenant = True
+    #: False for periodic housekeeping whose next scheduled run is its retry (the monitor):
+    #: its failures are logged, not dead-lettered.
+    dead_letters = True
 
     # --- running ---------------------------------------------------------------------------
 
@@ -192,8 +199,9 @@ class EvaTask(TenantTask):
         limit = int(_setting("EVA_TASK_MAX_DELIVERIES", 3))
         if starts > limit:
             raise DeliveryLimitExceeded(
-                f"task {self.name} started {starts} times without finishing (limit {limit}): "
-                "its worker process died each time (killed, out of memory, hard time limit)"
+                f"task {self.name} started {starts - 1} times without finishing (limit {limit}):"
+                " its worker process died each time (killed, out of memory)",
+                runs=starts - 1,
             )
         return key
 
@@ -248,6 +256,9 @@ class EvaTask(TenantTask):
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
         super().on_failure(exc, task_id, args, kwargs, einfo)
+        if not self.dead_letters:
+            logger.error("periodic task %s failed: %s: %s", self.name, type(exc).__name__, exc)
+            return
         record_task_failure(
             task=self, exc=exc, task_id=task_id, args=args, kwargs=kwargs, einfo=einfo
         )
@@ -328,6 +339,7 @@ def record_task_failure(
     from apps.ops.stream import dead_letter_publish
 
     context = _failure_context(task, task_id)
+    context["attempts"] = max(int(context["attempts"]), int(getattr(exc, "runs", 0) or 0))
     tenant = context["schema"] if getattr(task, "records_tenant", True) else None
     error = str(exc) or repr(exc)
     traceback = str(getattr(einfo, "traceback", "") or "")
@@ -396,3 +408,17 @@ def _dead_letter_other_tasks(
     record_task_failure(
         task=sender, exc=exception, task_id=task_id, args=args, kwargs=kwargs, einfo=einfo
     )
+
+
+@worker_init.connect(dispatch_uid="eva_reliability_check")
+def _refuse_unreliable_settings(**_: Any) -> None:
+    """A worker must not start with settings that lose tasks (apps/ops/checks.py)."""
+    from django.core.checks import ERROR
+
+    from apps.ops.checks import reliability_problems
+
+    errors = [p for p in reliability_problems() if p.level >= ERROR]
+    if errors:
+        raise RuntimeError(
+            "unreliable Celery settings: " + " ".join(f"[{p.id}] {p.msg}" for p in errors)
+        )

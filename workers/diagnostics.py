@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from apps.accounts.selectors import user_list
@@ -73,3 +74,13 @@ def sleep(seconds: float) -> float:
     """Sleep; used to exceed a time limit."""
     time.sleep(seconds)
     return seconds
+
+
+@app.task(name="workers.diagnostics.exit_process", base=TenantBoundTask)
+def exit_process(key: str) -> None:
+    """Kill the process running it, as an out-of-memory kill would (tests of lost workers).
+
+    Only for a prefork worker on a queue of its own: in a solo-pool worker it ends the worker.
+    """
+    redis_client().incr(f"{DIAG_PREFIX}:runs:{key}")
+    os._exit(13)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -83,8 +84,99 @@ def readiness() -> tuple[bool, dict[str, dict[str, object]]]:
     return all(r["ok"] for r in results.values()), results
 
 
+# --- Metrics for operators (not readiness: a long queue does not make EVA unready) -----------
+
+# kombu's Redis transport keeps one list per queue and priority step; priority 0 is the bare name.
+_PRIORITY_SEP = "\x06\x16"
+_PRIORITY_STEPS = (3, 6, 9)
+
+
+def queue_metrics() -> dict[str, int]:
+    """Messages waiting per Celery queue, plus ``unacked``: taken by a worker, not yet done."""
+    from eva.celery import QUEUES
+
+    client = redis.Redis.from_url(
+        str(settings.CELERY_BROKER_URL), socket_connect_timeout=1, socket_timeout=1
+    )
+    try:
+        pipe = client.pipeline()
+        for queue in QUEUES:
+            pipe.llen(queue)
+            for step in _PRIORITY_STEPS:
+                pipe.llen(f"{queue}{_PRIORITY_SEP}{step}")
+        pipe.hlen("unacked")
+        values = [int(v) for v in pipe.execute()]
+    finally:
+        client.close()
+    per_queue = len(_PRIORITY_STEPS) + 1
+    depths = {
+        queue: sum(values[i * per_queue : (i + 1) * per_queue]) for i, queue in enumerate(QUEUES)
+    }
+    depths["unacked"] = values[-1]
+    return depths
+
+
+def _stream_id_ms(entry_id: str) -> int:
+    return int(str(entry_id).split("-", 1)[0])
+
+
+def inbound_metrics() -> dict[str, object]:
+    """The inbound stream: entries not yet read by each group and the oldest unacknowledged."""
+    stream = f"{getattr(settings, 'EVA_STREAM_PREFIX', 'eva')}:inbound"
+    client = redis.Redis.from_url(
+        str(settings.REDIS_URL), socket_connect_timeout=1, socket_timeout=1, decode_responses=True
+    )
+    try:
+        if not client.exists(stream):
+            return {"stream": stream, "length": 0, "groups": {}}
+        now_ms = int(time.time() * 1000)
+        groups: dict[str, dict[str, object]] = {}
+        for group in client.xinfo_groups(stream):
+            summary: Any = client.xpending(stream, group["name"])
+            oldest = summary.get("min") if summary and summary.get("pending") else None
+            groups[str(group["name"])] = {
+                "pending": int(group.get("pending") or 0),
+                "lag": group.get("lag"),
+                "oldest_pending_age_s": round((now_ms - _stream_id_ms(oldest)) / 1000, 1)
+                if oldest
+                else None,
+            }
+        return {"stream": stream, "length": int(client.xlen(stream)), "groups": groups}
+    finally:
+        client.close()
+
+
+def dead_letter_metrics() -> dict[str, object]:
+    from apps.ops.selectors import dead_letter_counts
+
+    counts = dead_letter_counts()
+    return {
+        "new": counts["by_status"]["new"],  # type: ignore[index]
+        "last_hour": counts["last_hour"],
+    }
+
+
+METRICS: dict[str, Callable[[], object]] = {
+    "queues": queue_metrics,
+    "dead_letters": dead_letter_metrics,
+    "inbound": inbound_metrics,
+}
+
+
+def metrics() -> dict[str, object]:
+    """Operator figures; each is independent, a failing one reports its error instead."""
+    values: dict[str, object] = {}
+    for name, read in METRICS.items():
+        try:
+            values[name] = read()
+        except Exception as exc:
+            values[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    return values
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
     ok, checks = readiness()
     return JsonResponse(
-        {"status": "ok" if ok else "fail", "checks": checks}, status=200 if ok else 503
+        {"status": "ok" if ok else "fail", "checks": checks, "metrics": metrics()},
+        status=200 if ok else 503,
     )

@@ -13,10 +13,10 @@ from apps.ops.tests.fixtures import committed_db, wait_until
 from workers.base import TRANSIENT_EXCEPTIONS, TransientError, backoff_delay, is_transient
 from workers.diagnostics import DIAG_PREFIX, fails_until_fixed, flaky, tenant_probe
 
-# Not django_db: the worker and the code under test commit (row locks, on_commit hooks), and a
-# transactional test case would flush the tenants every test shares. Records are keyed by
-# unique ids, so tests do not see each other's.
-pytestmark = pytest.mark.usefixtures("committed_db")
+# Tests with the worker use committed_db, not django_db: the worker and the code under test
+# commit (row locks, on_commit hooks), and a transactional test case would flush the tenants
+# every test shares. Records are keyed by unique ids, so tests do not see each other's.
+with_worker = pytest.mark.usefixtures("committed_db", "celery_worker")
 
 
 __all__ = ["committed_db"]
@@ -28,7 +28,8 @@ def wait_for_dead_letter(**filters: object) -> DeadLetter:
     )
 
 
-def test_a_transient_failure_is_retried_and_succeeds_without_a_dead_letter(world, celery_worker):
+@with_worker
+def test_a_transient_failure_is_retried_and_succeeds_without_a_dead_letter(world):
     key = uuid.uuid4().hex
     with tenant_context(world.tenant_a):
         result = flaky.delay(key, 3)
@@ -37,7 +38,8 @@ def test_a_transient_failure_is_retried_and_succeeds_without_a_dead_letter(world
     assert not DeadLetter.objects.filter(task_id=result.id).exists()
 
 
-def test_transient_failures_beyond_the_limit_land_in_one_dead_letter(world, celery_worker):
+@with_worker
+def test_transient_failures_beyond_the_limit_land_in_one_dead_letter(world):
     key = uuid.uuid4().hex
     with tenant_context(world.tenant_b):
         result = flaky.delay(key, 100)
@@ -51,7 +53,8 @@ def test_transient_failures_beyond_the_limit_land_in_one_dead_letter(world, cele
     assert DeadLetter.objects.filter(task_id=result.id).count() == 1
 
 
-def test_a_permanent_failure_is_dead_lettered_at_once_with_full_context(world, celery_worker):
+@with_worker
+def test_a_permanent_failure_is_dead_lettered_at_once_with_full_context(world):
     key = uuid.uuid4().hex
     with tenant_context(world.tenant_a):
         result = fails_until_fixed.apply_async(args=[key], kwargs={"note": "hello"})
@@ -72,12 +75,25 @@ def test_a_permanent_failure_is_dead_lettered_at_once_with_full_context(world, c
     assert DeadLetter.objects.filter(task_id=result.id).count() == 1
 
 
-def test_a_tenant_task_sent_without_a_tenant_is_dead_lettered_not_retried(world, celery_worker):
+@with_worker
+def test_a_tenant_task_sent_without_a_tenant_is_dead_lettered_not_retried(world):
     result = tenant_probe.delay()  # from the public schema
     dead = wait_for_dead_letter(task_id=result.id)
     assert dead.exception_type == "workers.base.TenantRequiredError"
     assert dead.tenant_schema == ""
     assert dead.attempts == 1
+
+
+@pytest.mark.django_db
+def test_dead_letters_live_in_the_public_schema_only(world):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = %s",
+            ["ops_deadletter"],
+        )
+        assert [row[0] for row in cursor.fetchall()] == ["public"]
 
 
 def test_transient_classification_and_backoff():

@@ -20,7 +20,19 @@ def committed_db(django_db_setup, django_db_blocker) -> Iterator[None]:  # type:
     publish on commit; inside a test transaction the test would hold locks the worker waits
     for. A transactional test case (flush at the end) would delete the shared tenants, so
     tests using this fixture key their records by unique ids instead.
+
+    pytest-django creates the test database only when some collected test is marked
+    ``django_db``; every module using this fixture therefore has at least one such test, and
+    this guard stops a run that would otherwise write to a real database.
     """
+    from django.db import connection
+
+    name = str(connection.settings_dict["NAME"])
+    if not name.startswith("test_"):
+        raise RuntimeError(
+            f"refusing to use database {name!r}: no test database was set up (add a "
+            "@pytest.mark.django_db test to the module)"
+        )
     with django_db_blocker.unblock():
         yield
 
