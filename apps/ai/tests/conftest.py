@@ -196,8 +196,12 @@ def vendors(settings, openai_stub: Stub, gemini_stub: Stub) -> Iterator[tuple[St
     settings.AI_TIMEOUT_SECONDS = 5.0
     settings.AI_BREAKER_THRESHOLD = 2
     client = breaker._redis()
-    for key in client.scan_iter("eva:ai:breaker:*"):
-        client.delete(key)
+
+    def close_all() -> None:
+        breaker._seen.clear()  # the per-process memory of circuit states
+        for key in client.scan_iter("eva:ai:breaker:*"):
+            client.delete(key)
+
+    close_all()
     yield openai_stub, gemini_stub
-    for key in client.scan_iter("eva:ai:breaker:*"):
-        client.delete(key)
+    close_all()
