@@ -458,3 +458,24 @@ WHISPER_MAX_DURATION_S = env.integer("WHISPER_MAX_DURATION_S", 300, minimum=1)
 # outside them, or one below WHISPER_LANGUAGE_THRESHOLD, gives way to the tenant's language.
 WHISPER_LANGUAGES = env.string_list("WHISPER_LANGUAGES", ["es", "pt", "en"])
 WHISPER_LANGUAGE_THRESHOLD = env.number("WHISPER_LANGUAGE_THRESHOLD", 0.5, minimum=0.0)
+
+# --- Knowledge base (apps/knowledge) ----------------------------------------------------------
+_MB = 1024 * 1024
+# Upload limits: per file, and for all of one tenant's documents together.
+KNOWLEDGE_MAX_FILE_BYTES = env.integer("EVA_KNOWLEDGE_MAX_FILE_MB", 20, minimum=1) * _MB
+KNOWLEDGE_MAX_TENANT_BYTES = env.integer("EVA_KNOWLEDGE_MAX_TENANT_MB", 500, minimum=1) * _MB
+KNOWLEDGE_MAX_PAGES = env.integer("EVA_KNOWLEDGE_MAX_PAGES", 500, minimum=1)
+KNOWLEDGE_MAX_ROWS = env.integer("EVA_KNOWLEDGE_MAX_ROWS", 20000, minimum=1)
+# Zip-bomb guard for DOCX/XLSX: total unpacked size and per-member compression ratio.
+KNOWLEDGE_MAX_UNZIPPED_BYTES = env.integer("EVA_KNOWLEDGE_MAX_UNZIPPED_MB", 100, minimum=1) * _MB
+KNOWLEDGE_MAX_ZIP_RATIO = env.integer("EVA_KNOWLEDGE_MAX_ZIP_RATIO", 100, minimum=2)
+# The parser child process: wall-clock seconds (also its CPU limit) and address-space limit.
+KNOWLEDGE_PARSE_TIMEOUT = env.number("EVA_KNOWLEDGE_PARSE_TIMEOUT", 60.0, minimum=0.01)
+KNOWLEDGE_PARSE_MEMORY_BYTES = env.integer("EVA_KNOWLEDGE_PARSE_MEMORY_MB", 1024, minimum=16) * _MB
+KNOWLEDGE_CHUNK_CHARS = env.integer("EVA_KNOWLEDGE_CHUNK_CHARS", 1200, minimum=200)
+KNOWLEDGE_CHUNK_OVERLAP = env.integer("EVA_KNOWLEDGE_CHUNK_OVERLAP", 200, minimum=0)
+KNOWLEDGE_EMBED_BATCH = env.integer("EVA_KNOWLEDGE_EMBED_BATCH", 32, minimum=1)
+# Retrieval: cosine similarity below which a chunk is "not relevant" (model-dependent), and
+# the HNSW search breadth (recall vs. latency; see docs/knowledge.md for measured figures).
+KNOWLEDGE_MIN_SIMILARITY = env.number("EVA_KNOWLEDGE_MIN_SIMILARITY", 0.2, minimum=0.0)
+KNOWLEDGE_HNSW_EF_SEARCH = env.integer("EVA_KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=10)
