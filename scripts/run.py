@@ -86,6 +86,16 @@ def main() -> int:
             ],
             env=env,
         ),
+        # Periodic tasks, e.g. the dlq-monitor (docs/dead-letters.md). Exactly one beat.
+        "beat": subprocess.Popen(
+            [
+                PY,
+                *("-m", "celery", "-A", "eva", "beat", "--loglevel", "INFO"),
+                "--schedule",
+                str(Path(env.get("EVA_EMBEDDED_DIR") or ROOT / ".eva") / "celerybeat-schedule"),
+            ],
+            env=env,
+        ),
         # WhatsApp events from gateway-node (started separately: docs/whatsapp.md).
         "consumer": subprocess.Popen([PY, "manage.py", "consume_inbound"], env=env),
     }

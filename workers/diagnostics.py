@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from apps.accounts.selectors import user_list
 from apps.ops.stream import redis_client
 from eva.celery import app
@@ -74,6 +76,21 @@ def sleep(seconds: float) -> float:
     """Sleep; used to exceed a time limit."""
     time.sleep(seconds)
     return seconds
+
+
+@app.task(name="workers.diagnostics.stuck", base=TenantBoundTask)
+def stuck(key: str, seconds: float) -> str:
+    """Ignore the soft time limit (like code stuck in a C call) so only the hard limit ends it."""
+    client = redis_client()
+    client.incr(f"{DIAG_PREFIX}:runs:{key}")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+        except SoftTimeLimitExceeded:
+            continue
+    client.incr(f"{DIAG_PREFIX}:effects:{key}")
+    return current_schema()
 
 
 @app.task(name="workers.diagnostics.exit_process", base=TenantBoundTask)

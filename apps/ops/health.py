@@ -91,16 +91,17 @@ _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (3, 6, 9)
 
 
-def queue_metrics() -> dict[str, int]:
+def queue_metrics(queues: tuple[str, ...] | None = None) -> dict[str, int]:
     """Messages waiting per Celery queue, plus ``unacked``: taken by a worker, not yet done."""
     from eva.celery import QUEUES
 
+    queues = queues or QUEUES
     client = redis.Redis.from_url(
         str(settings.CELERY_BROKER_URL), socket_connect_timeout=1, socket_timeout=1
     )
     try:
         pipe = client.pipeline()
-        for queue in QUEUES:
+        for queue in queues:
             pipe.llen(queue)
             for step in _PRIORITY_STEPS:
                 pipe.llen(f"{queue}{_PRIORITY_SEP}{step}")
@@ -110,7 +111,7 @@ def queue_metrics() -> dict[str, int]:
         client.close()
     per_queue = len(_PRIORITY_STEPS) + 1
     depths = {
-        queue: sum(values[i * per_queue : (i + 1) * per_queue]) for i, queue in enumerate(QUEUES)
+        queue: sum(values[i * per_queue : (i + 1) * per_queue]) for i, queue in enumerate(queues)
     }
     depths["unacked"] = values[-1]
     return depths
