@@ -69,6 +69,7 @@ def _kind(event: dict[str, Any]) -> str:
 class InboundEventHandler:
     on_customer_text: MessageHook | None = None
     on_voice_note: MessageHook | None = None
+    _tenant_active: bool = True
 
     def __call__(self, event: dict[str, Any]) -> None:
         tenant = session_tenant_resolve(session_id=event["session_id"])
@@ -82,6 +83,7 @@ class InboundEventHandler:
                 f"not {event['tenant_schema']!r}",
                 code="wrong_tenant",
             )
+        self._tenant_active = tenant.is_active
         with tenant_context(tenant), transaction.atomic():
             getattr(self, f"_on_{event['type']}")(event)
 
@@ -104,6 +106,9 @@ class InboundEventHandler:
         )
         if not record.created:
             return  # redelivered: stored and handed on the first time
+        if not self._tenant_active:
+            # A deactivated tenant keeps its data but gets no automated replies.
+            return
         message = record.message
         if message.kind == Message.Kind.AUDIO and self.on_voice_note is not None:
             hook, target = self.on_voice_note, message

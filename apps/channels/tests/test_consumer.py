@@ -360,3 +360,19 @@ def test_a_failed_command_marks_its_message_failed_and_records_a_dead_letter(
     letters = DeadLetter.objects.filter(task_id=f"command_failed:{failed['event_id']}")
     assert letters.count() == 1 and letters.get().tenant_schema == "alpha"
     assert timezone.now() >= letters.get().first_failed_at
+
+
+def test_a_deactivated_tenant_keeps_its_messages_but_gets_no_replies(
+    world, streams, session_a, django_capture_on_commit_callbacks
+):
+    from apps.tenants.models import Tenant
+
+    Tenant.objects.filter(pk=world.tenant_a.pk).update(is_active=False)
+    event = text_message(session_id=session_a.session_id, tenant_schema="alpha", body="¿Abren?")
+    xadd_event(streams, event)
+    hooks = Hooks()
+    with django_capture_on_commit_callbacks(execute=True):
+        make_consumer(streams, hooks.handler()).run(until_idle=True)
+    with tenant_context(world.tenant_a):
+        assert Message.objects.filter(external_id=event["wa_id"]).exists()
+    assert hooks.replies == [] and pending(streams) == 0
