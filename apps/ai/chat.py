@@ -148,23 +148,45 @@ def reply_text_of(payload: dict[str, Any]) -> str:
     return ""
 
 
-def fill_schema(schema: dict[str, Any], *, text: str, handoff: bool) -> Any:
-    """A value for ``schema`` carrying the local responder's reply: the reply text in the
-    reply-like string field, the hand-off flag in hand-off-like booleans, nothing invented
-    elsewhere (null where allowed, else the type's empty value)."""
+_REPLY_FIELDS = ("reply", "text", "answer", "message", "response")
+_LANGUAGE_FIELDS = ("language", "lang", "language_code")
+_SOURCE_FIELDS = ("sources", "refs", "citations", "source_refs")
+
+
+def _types(schema: dict[str, Any]) -> list[Any]:
     kind = schema.get("type")
-    kinds = kind if isinstance(kind, list) else [kind]
+    return kind if isinstance(kind, list) else [kind]
+
+
+def fill_schema(
+    schema: dict[str, Any],
+    *,
+    text: str,
+    handoff: bool,
+    language: str = "",
+    sources: list[str] | None = None,
+) -> Any:
+    """A value for ``schema`` carrying the local responder's answer: the reply text in the
+    reply-like string field, the hand-off flag in hand-off-like booleans, the language and the
+    quoted passages' refs where asked for, and nothing invented elsewhere (null where allowed,
+    else the type's empty value — lead fields stay empty)."""
+    kinds = _types(schema)
     if "object" in kinds:
         result: dict[str, Any] = {}
         for name, sub in (schema.get("properties") or {}).items():
-            if name in ("reply", "text", "answer", "message", "response") and "string" in (
-                sub.get("type") if isinstance(sub.get("type"), list) else [sub.get("type")]
-            ):
+            sub_kinds = _types(sub)
+            if name in _REPLY_FIELDS and "string" in sub_kinds:
                 result[name] = text
-            elif "handoff" in name or "human" in name:
+            elif ("handoff" in name or "human" in name) and "boolean" in sub_kinds:
                 result[name] = handoff
+            elif name in _LANGUAGE_FIELDS and "string" in sub_kinds and language:
+                result[name] = language
+            elif name in _SOURCE_FIELDS and "array" in sub_kinds:
+                result[name] = list(sources or [])
             else:
-                result[name] = fill_schema(sub, text=text, handoff=handoff)
+                result[name] = fill_schema(
+                    sub, text=text, handoff=handoff, language=language, sources=sources
+                )
         return result
     if "null" in kinds:
         return None
@@ -194,7 +216,13 @@ def _local(request: ChatRequest) -> tuple[str, dict[str, Any] | None, int, int]:
     )
     payload = None
     if request.response_schema is not None:
-        candidate = fill_schema(request.response_schema, text=answer.text, handoff=answer.handoff)
+        candidate = fill_schema(
+            request.response_schema,
+            text=answer.text,
+            handoff=answer.handoff,
+            language=answer.language,
+            sources=[request.context[i].ref for i in answer.passages_used],
+        )
         try:
             jsonschema.validate(candidate, request.response_schema)
             payload = candidate if isinstance(candidate, dict) else None

@@ -140,6 +140,7 @@ class LocalAnswer:
     language: str
     answered: bool  # False: it said it does not know
     handoff: bool  # it offered (or was asked for) a person
+    passages_used: tuple[int, ...] = ()  # indexes into ``passages`` of the quoted sentences
 
 
 def fold(text: str) -> str:
@@ -223,7 +224,8 @@ def answer(
     ):
         return LocalAnswer(phrases["handoff"], language, answered=True, handoff=True)
 
-    candidates = [s for passage in passages for s in _sentences(passage)]
+    owners = [(n, s) for n, passage in enumerate(passages) for s in _sentences(passage)]
+    candidates = [sentence for _, sentence in owners]
     question_stems = _stems(question)
     # A short follow-up ("¿y a Lima?") borrows the previous question's words.
     if len(question_stems) < 2 and earlier_question:
@@ -249,4 +251,6 @@ def answer(
     # about something else must not be passed off as the answer.
     if _PRICE_QUESTION.search(question) and not any(_PRICE_STATED.search(s) for s in picked):
         return LocalAnswer(phrases["no_price"], language, answered=False, handoff=True)
-    return LocalAnswer(f"{phrases['intro']} {' '.join(picked)}", language, True, False)
+    used = tuple(sorted({owners[i][0] for i in chosen}))
+    text = f"{phrases['intro']} {' '.join(picked)}"
+    return LocalAnswer(text, language, answered=True, handoff=False, passages_used=used)

@@ -32,6 +32,25 @@ def client_for(credentials: Credentials, timeout_s: float) -> openai.OpenAI:
     return client
 
 
+def strict_compatible(schema: Any) -> bool:
+    """Whether OpenAI's strict structured outputs accept ``schema``: every object closed
+    (additionalProperties false) with all its properties required. Strict mode guarantees the
+    shape; other schemas are sent non-strict and still validated by apps.ai."""
+    if isinstance(schema, dict):
+        kinds = schema.get("type")
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        if "object" in kinds:
+            properties = schema.get("properties") or {}
+            if schema.get("additionalProperties") is not False:
+                return False
+            if set(schema.get("required") or []) != set(properties):
+                return False
+        return all(strict_compatible(value) for value in schema.values())
+    if isinstance(schema, list):
+        return all(strict_compatible(item) for item in schema)
+    return True
+
+
 def translate_error(exc: Exception) -> ProviderError:
     """SDK exception -> ProviderError without any request detail (the key stays out)."""
     if isinstance(exc, openai.APITimeoutError):
@@ -55,7 +74,11 @@ class OpenAIProvider:
         if call.response_schema is not None:
             kwargs["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": call.response_schema, "strict": False},
+                "json_schema": {
+                    "name": "reply",
+                    "schema": call.response_schema,
+                    "strict": strict_compatible(call.response_schema),
+                },
             }
         try:
             completion = client_for(credentials, call.timeout_s).chat.completions.create(

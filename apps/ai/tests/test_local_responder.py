@@ -109,3 +109,37 @@ def test_structured_output_carries_the_reply_and_the_handoff_flag(world) -> None
     assert known.payload["lead"] == {"name": None, "email": None, "phone": None, "interest": None}
     assert unknown.payload is not None and unknown.payload["handoff"] is True
     assert human.payload is not None and human.payload["handoff"] is True
+
+
+STRICT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "reply": {"type": "string"},
+        "language": {"type": "string"},
+        "handoff": {"type": "boolean"},
+        "escalation_reason": {"type": "string"},
+        "lead": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "email": {"type": "string"}},
+            "required": ["name", "email"],
+            "additionalProperties": False,
+        },
+        "sources": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["reply", "language", "handoff", "escalation_reason", "lead", "sources"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.django_db
+def test_a_closed_schema_gets_language_and_the_quoted_refs_and_no_invented_lead(world) -> None:
+    with tenant_context(world.tenant_a):
+        result = _ask("¿Cómo puedo pagar?", response_schema=STRICT_SCHEMA, language_hint="es")
+    assert result.payload == {
+        "reply": result.text,
+        "language": "es",
+        "handoff": False,
+        "escalation_reason": "",
+        "lead": {"name": "", "email": ""},
+        "sources": ["c2"],
+    }

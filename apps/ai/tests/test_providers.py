@@ -92,6 +92,7 @@ def test_structured_output_is_requested_and_parsed_by_both_vendors(world, vendor
     response_format = openai_stub.seen[0].body["response_format"]
     assert response_format["type"] == "json_schema"
     assert response_format["json_schema"]["schema"] == REPLY_SCHEMA
+    assert response_format["json_schema"]["strict"] is False  # REPLY_SCHEMA's lead is open
     config = gemini_stub.seen[0].body["generationConfig"]
     assert config["responseMimeType"] == "application/json"
     assert config["responseJsonSchema"] == REPLY_SCHEMA
