@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import task_failure, worker_init
+from celery.signals import task_failure, task_success, worker_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django_tenants.utils import get_public_schema_name
@@ -410,15 +410,33 @@ def _dead_letter_other_tasks(
     )
 
 
+@task_success.connect(dispatch_uid="eva_replayed_other_tasks")
+def _replayed_other_tasks(sender: Any = None, **_: Any) -> None:
+    """A replay of a task written without an EVA base class still marks its dead letter."""
+    if sender is None or isinstance(sender, EvaTask):
+        return
+    replay_of = _header(sender.request, "eva_dead_letter_id")
+    if replay_of:
+        from apps.ops.services import dead_letter_mark_replayed
+
+        dead_letter_mark_replayed(dead_letter_id=int(replay_of), replay_task_id=sender.request.id)
+
+
 @worker_init.connect(dispatch_uid="eva_reliability_check")
 def _refuse_unreliable_settings(**_: Any) -> None:
-    """A worker must not start with settings that lose tasks (apps/ops/checks.py)."""
+    """A worker must not start with settings that lose tasks (apps/ops/checks.py).
+
+    SystemExit, not an ordinary exception: Celery logs and swallows exceptions raised by signal
+    receivers, and the worker would start anyway.
+    """
     from django.core.checks import ERROR
 
     from apps.ops.checks import reliability_problems
 
     errors = [p for p in reliability_problems() if p.level >= ERROR]
     if errors:
-        raise RuntimeError(
-            "unreliable Celery settings: " + " ".join(f"[{p.id}] {p.msg}" for p in errors)
+        message = "unreliable Celery settings, refusing to start: " + " ".join(
+            f"[{p.id}] {p.msg}" for p in errors
         )
+        logger.critical(message)
+        raise SystemExit(message)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -22,7 +27,7 @@ def test_a_time_limit_above_the_visibility_timeout_is_an_error(settings):
     assert [p.id for p in reliability_problems()] == ["ops.E002"]
     with pytest.raises(SystemCheckError, match="visibility timeout"):
         call_command("check")
-    with pytest.raises(RuntimeError, match=r"\[ops.E002\]"):
+    with pytest.raises(SystemExit, match=r"\[ops.E002\]"):
         _refuse_unreliable_settings()
 
 
@@ -37,3 +42,20 @@ def test_early_acks_lost_redelivery_and_soft_limit_above_hard_are_errors(setting
         "ops.E005",
         "ops.W001",
     }
+
+
+def test_a_worker_with_early_acks_refuses_to_start():
+    """A real worker process, with settings that would lose tasks, exits with the reason."""
+    root = Path(__file__).resolve().parents[3]
+    worker = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "eva", "worker", "--pool=solo", "-Q", "none"],
+        cwd=root,
+        env=os.environ | {"DJANGO_SETTINGS_MODULE": "apps.ops.tests.unreliable_settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert worker.returncode != 0
+    assert "[ops.E004]" in worker.stdout + worker.stderr
+    assert "ready" not in worker.stdout.lower()

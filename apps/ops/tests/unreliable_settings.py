@@ -1,0 +1,5 @@
+"""Settings that would lose tasks (early acknowledgement): workers must refuse to start."""
+
+from eva.settings import *  # noqa: F403
+
+CELERY_TASK_ACKS_LATE = False
