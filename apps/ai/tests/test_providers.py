@@ -206,3 +206,25 @@ def test_a_tenant_key_is_used_for_that_tenant_only_and_never_logged(world, vendo
     assert (alpha_record.key_source, beta_record.key_source) == ("tenant", "env")
     assert secret not in caplog.text
     assert secret not in repr(alpha) and secret not in str(alpha_record.__dict__)
+
+
+def test_a_failing_tenant_key_opens_only_that_tenants_circuit(world, vendors, settings, caplog):
+    from apps.ai.services import provider_key_set
+
+    _, gemini_stub = vendors
+    settings.AI_CHAT_ROUTE = "gemini"
+    settings.AI_MAX_RETRIES = 0
+    secret = "AIza-alpha-own-gemini-key"
+    caplog.set_level(logging.DEBUG)
+    with tenant_context(world.tenant_a):
+        provider_key_set(provider="gemini", api_key=secret)
+    gemini_stub.script = [{"status": 500}, {"status": 500}]
+    with tenant_context(world.tenant_a):
+        answers = [chat_complete(_request()).provider for _ in range(3)]
+    assert answers == ["local", "local", "local"]
+    assert len(gemini_stub.seen) == 2  # the third call skipped alpha's open circuit
+    assert {seen.headers["x-goog-api-key"] for seen in gemini_stub.seen} == {secret}
+    with tenant_context(world.tenant_b):  # beta uses the platform key, its circuit is closed
+        assert chat_complete(_request()).provider == "gemini"
+    assert gemini_stub.seen[-1].headers["x-goog-api-key"] == "platform-google-key"
+    assert secret not in caplog.text
