@@ -115,3 +115,18 @@ def test_platform_staff_see_dead_letters_of_every_tenant_in_the_public_admin(wor
 def test_tenant_hosts_have_no_dead_letter_admin(world):
     response = Client().get("/admin/ops/deadletter/", HTTP_HOST=world.owner_a.host)
     assert response.status_code == 404
+
+
+def test_the_health_command_prints_the_dead_letter_count(world, settings):
+    settings.EVA_READYZ_REQUIRE_WORKER = False
+    _dead(f"workers.test.h_{uuid.uuid4().hex[:6]}", "beta")
+    out = StringIO()
+    call_command("health", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("ok   database") for line in lines)
+    dead_line = next(line for line in lines if line.split()[:1] == ["dead_letters"])
+    assert "new" in dead_line and "last_hour" in dead_line
+    assert any(line.split()[:1] == ["queues"] and "dlq" in line for line in lines)
+    out = StringIO()
+    call_command("health", "--json", stdout=out)
+    assert json.loads(out.getvalue())["metrics"]["dead_letters"]["new"] >= 1
