@@ -1,18 +1,26 @@
 """Fixtures of the WhatsApp channel tests: real Valkey streams, events built from the contract's
-own examples, and committed sessions for tests that involve other processes."""
+own examples, and, for end-to-end tests, the real gateway-node and consume_inbound processes."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import connections
+from django_tenants.utils import tenant_context
 
 CONTRACTS = Path(settings.BASE_DIR) / "contracts" / "streams"
 
@@ -79,3 +87,195 @@ def database_url() -> str:
         f":{quote(s['PASSWORD'], safe='')}" if s["PASSWORD"] else ""
     )
     return f"postgresql://{auth}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+# --- End to end: real processes sharing committed data --------------------------------------
+
+ROOT = Path(settings.BASE_DIR)
+GATEWAY = ROOT / "gateway-node"
+PREFIX = settings.EVA_STREAM_PREFIX
+FAKE_IN = f"{PREFIX}:fakewa:in"
+FAKE_SENT = f"{PREFIX}:fakewa:sent"
+
+
+def wait_for(check: Callable[[], Any], *, what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Process:
+    """A child process whose output is kept (and shown when a test fails)."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.name = name
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def logged(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def tail(self) -> str:
+        return f"--- {self.name} ---\n" + "\n".join(self.lines[-60:])
+
+
+def _ensure_gateway_installed() -> None:
+    # `make test` runs pytest before gateway-node's own step; install its locked dependencies
+    # (no browser download: the fake WhatsApp needs none).
+    if not (GATEWAY / "node_modules" / "ioredis").exists():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=GATEWAY,
+            env=os.environ | {"PUPPETEER_SKIP_DOWNLOAD": "1"},
+            check=True,
+            timeout=600,
+        )
+
+
+def committed(work: Callable[[], Any]) -> Any:
+    """Run ``work`` on its own connection (a thread), committed when it returns."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def in_alpha(world, work: Callable[[], Any]) -> Any:
+    def scoped() -> Any:
+        with tenant_context(world.tenant_a):
+            return work()
+
+    return committed(scoped)
+
+
+@pytest.fixture
+def e2e(world, streams, celery_worker, tmp_path) -> Iterator[dict[str, Any]]:
+    """The gateway and consumer processes, and the clean-up of everything the test made."""
+    from apps.channels.models import WhatsAppSession
+    from apps.conversations.models import Contact
+    from apps.ops.models import DeadLetter
+    from apps.tenants.models import WhatsAppSessionIndex
+
+    _ensure_gateway_installed()
+    gateway_id = f"e2e-{os.getpid()}"
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("EVA_INBOUND_")}
+    made: dict[str, Any] = {
+        "sessions": [],
+        "wa_ids": [],
+        "processes": [],
+        "cleanup": [],
+        "streams": streams,
+    }
+
+    def gateway(**extra: str) -> Process:
+        env = {
+            "PATH": os.environ["PATH"],
+            "REDIS_URL": str(settings.REDIS_URL),
+            "REDIS_KEY_PREFIX": PREFIX,
+            "GATEWAY_ID": gateway_id,
+            "GATEWAY_HEALTH_HOST": "127.0.0.1",
+            "GATEWAY_HEALTH_PORT": "0",
+            "MEDIA_ROOT": str(tmp_path / "media"),
+            "WA_SESSION_DIR": str(tmp_path / "wa"),
+            "CONTRACTS_DIR": str(ROOT / "contracts" / "streams"),
+            "GATEWAY_FAKE_WHATSAPP": "1",
+            "FAKE_WA_PHONE": "5215500000042",
+            "OUTBOUND_BLOCK_MS": "100",
+            "SEND_MIN_INTERVAL_MS": "0",
+            "SEND_JITTER_MS": "0",
+            "SEND_PER_CHAT_INTERVAL_MS": "0",
+            "TYPING_BEFORE_SEND": "false",
+            **extra,
+        }
+        process = Process("gateway", ["node", "bin/gateway.js"], env, GATEWAY)
+        made["processes"].append(process)
+        wait_for(lambda: process.logged("gateway started"), what="the gateway to start")
+        return process
+
+    def consumer(name: str) -> Process:
+        env = base_env | {
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": str(settings.REDIS_URL),
+            "EVA_MEDIA_ROOT": str(tmp_path / "media"),
+            "LOG_FORMAT": "console",
+            "LOG_LEVEL": "info",
+        }
+        args = [sys.executable, "manage.py", "consume_inbound", "--consumer", name]
+        args += ["--claim-idle-ms", "1500", "--block-ms", "200"]
+        process = Process(f"consumer {name}", args, env, ROOT)
+        made["processes"].append(process)
+        wait_for(lambda: process.logged("consuming"), what=f"consumer {name} to start")
+        return process
+
+    made["gateway"], made["consumer"] = gateway, consumer
+    try:
+        yield made
+    except BaseException:
+        raise
+    finally:
+        for process in made["processes"]:
+            process.stop(signal.SIGKILL if process.proc.poll() is None else signal.SIGTERM, 5)
+        for process in made["processes"]:
+            print(process.tail())
+
+        def clean() -> None:
+            with tenant_context(world.tenant_a):
+                Contact.objects.filter(wa_id__in=made["wa_ids"]).delete()
+                WhatsAppSession.objects.filter(session_id__in=made["sessions"]).delete()
+            WhatsAppSessionIndex.objects.filter(session_id__in=made["sessions"]).delete()
+            DeadLetter.objects.filter(name__startswith="consume_inbound").delete()
+            with tenant_context(world.tenant_a):
+                for undo in made["cleanup"]:
+                    undo()
+
+        committed(clean)
+        keys = [FAKE_IN, FAKE_SENT, f"{PREFIX}:gateway:{gateway_id}:sessions"]
+        keys += list(streams.scan_iter(f"{PREFIX}:gateway:*"))
+        streams.delete(*keys)
+
+
+def drive(client, **action: Any) -> None:
+    client.xadd(FAKE_IN, {"event": json.dumps(action)})
+
+
+def inbound_drained(client) -> bool:
+    """Every inbound entry was read by the group and none is pending."""
+    from apps.channels import contract
+
+    groups = client.xinfo_groups(contract.inbound_stream())
+    group = next(g for g in groups if g["name"] == contract.INBOUND_GROUP)
+    return group["lag"] == 0 and group["pending"] == 0
