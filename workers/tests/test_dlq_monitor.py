@@ -183,3 +183,42 @@ def test_the_dead_letter_stream_is_readable_by_the_monitor_group(world):
     dead_letters_monitor(consumer="test")
     groups = {g["name"] for g in redis_client().xinfo_groups(DEAD_LETTER_STREAM)}  # type: ignore[union-attr]
     assert MONITOR_GROUP in groups
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_a_task_failure_while_postgres_is_unreachable_is_kept_on_the_stream_until_stored(world):
+    """The base classes' fallback: the record travels on the stream, the monitor stores it."""
+    import socket
+    from types import SimpleNamespace
+
+    from django.db import OperationalError, connection
+
+    from workers.base import record_task_failure
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    task_id = f"pg-down-{uuid.uuid4().hex}"
+    task = SimpleNamespace(name="workers.test.pg_down", request=SimpleNamespace(id=None))
+    original = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict["PORT"] = closed_port  # PostgreSQL "down" for this process
+    try:
+        record_task_failure(
+            task=task,
+            exc=OperationalError("server closed the connection unexpectedly"),
+            task_id=task_id,
+            args=[7],
+            kwargs={"x": 1},
+            einfo=None,
+        )
+    finally:
+        connection.close()
+        connection.settings_dict.update(original)
+    assert not DeadLetter.objects.filter(task_id=task_id).exists()
+
+    report = dead_letters_monitor(consumer="test")
+    assert report.stored >= 1
+    stored = DeadLetter.objects.get(task_id=task_id)
+    assert stored.payload["args"] == [7] and stored.payload["kwargs"] == {"x": 1}
+    assert stored.exception_type == "django.db.utils.OperationalError"
