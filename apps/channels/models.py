@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -94,6 +97,14 @@ class WhatsAppSession(models.Model):
     @property
     def is_running(self) -> bool:
         return self.status in self.RUNNING
+
+    @property
+    def request_unanswered(self) -> bool:
+        """A start/stop/logout no gateway reacted to within a minute. Gateways read control
+        commands from the moment they start (their groups begin at ``$``), so a command sent
+        while none ran is never seen: the dashboard says so and the owner sends it again."""
+        requested = {"start_requested", "stop_requested", "logout_requested"}
+        return self.status in requested and self.updated_at < timezone.now() - timedelta(seconds=60)
 
     @property
     def shows_qr(self) -> bool:

@@ -140,3 +140,28 @@ def test_the_api_lists_creates_and_controls_numbers(
     assert denied.status_code == 403 and denied.json()["error"]["status"] == 403
     beta = logged_in(world.owner_b)
     assert beta.get("/api/v1/whatsapp/sessions/").json()["count"] == 0
+
+
+def test_a_start_no_gateway_answered_is_flagged_and_can_be_sent_again(
+    world, streams, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    owner = logged_in(world.owner_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        owner.post("/whatsapp/", {"label": "Nadie"})
+    with tenant_context(world.tenant_a):
+        session = WhatsAppSession.objects.get(label="Nadie")
+        fresh = owner.get(f"/whatsapp/{session.pk}/status/", HTTP_HX_REQUEST="true")
+        assert b"No WhatsApp gateway answered" not in fresh.content
+        WhatsAppSession.objects.filter(pk=session.pk).update(
+            updated_at=timezone.now() - timedelta(minutes=2)
+        )
+    stale = owner.get(f"/whatsapp/{session.pk}/status/", HTTP_HX_REQUEST="true")
+    assert b"No WhatsApp gateway answered" in stale.content
+    assert f'action="/whatsapp/{session.pk}/start/"'.encode() in stale.content
+    with django_capture_on_commit_callbacks(execute=True):
+        owner.post(f"/whatsapp/{session.pk}/start/")
+    assert [t for t, _s in control_types(streams)] == ["start", "start"]
