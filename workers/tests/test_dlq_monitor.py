@@ -171,9 +171,10 @@ def test_the_webhook_gets_a_signed_summary_and_is_retried(world, settings):
     assert signature == f"sha256={expected}"
     summary = json.loads(body)
     assert summary["type"] == "eva.dead_letters"
-    assert summary["count"] == 1
-    assert summary["by_task"] == {name: 1}
-    assert summary["items"][0]["id"] == str(dead.pk)
+    # Other tests' retried tasks may fail for good meanwhile; ours is in the summary once.
+    assert summary["count"] >= 1
+    assert summary["by_task"][name] == 1
+    assert [item["id"] for item in summary["items"]].count(str(dead.pk)) == 1
 
 
 @pytest.mark.django_db
