@@ -6,6 +6,7 @@ from apps.agents import views
 app_name = "agents"
 urlpatterns = [
     path("", views.agent_list_view, name="list"),
+    path("overview/", views.overview_view, name="overview"),
     path("new/", views.agent_create_view, name="create"),
     path("<int:agent_id>/edit/", views.agent_edit_view, name="edit"),
     path("<int:agent_id>/delete/", views.agent_delete_view, name="delete"),

@@ -22,10 +22,8 @@ WEEKDAYS = [
 
 def _document_choices() -> list[tuple[int, str]]:
     # The knowledge app lists the tenant's documents; agents may import knowledge.
-    try:
-        from apps.knowledge.selectors import document_list
-    except ImportError:  # TODO(agents): remove once apps.knowledge.selectors is on main
-        return []
+    from apps.knowledge.selectors import document_list
+
     return [(d.pk, d.title) for d in document_list()]
 
 

@@ -19,7 +19,11 @@ from apps.agents.forms import AgentForm
 from apps.agents.models import Agent
 from apps.agents.selectors import agent_get_for_user, agent_list
 from apps.agents.services import agent_create, agent_delete, agent_update, reply_schedule
-from apps.conversations.selectors import conversation_for_simulator, thread_messages
+from apps.conversations.selectors import (
+    conversation_for_simulator,
+    overview_counts,
+    thread_messages,
+)
 from apps.conversations.services import inbound_message_record
 
 
@@ -56,6 +60,13 @@ def _save(request: HttpRequest, form: AgentForm, agent: Agent | None) -> Agent |
 @login_required
 def agent_list_view(request: HttpRequest) -> HttpResponse:
     return render(request, "agents/list.html", {"agents": agent_list()})
+
+
+@login_required
+def overview_view(request: HttpRequest) -> HttpResponse:
+    """The dashboard home's sales card (loaded by HTMX): agents, conversations, leads."""
+    context = overview_counts() | {"agents": agent_list().filter(is_active=True).count()}
+    return render(request, "agents/_overview.html", context)
 
 
 @login_required

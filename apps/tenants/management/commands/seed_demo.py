@@ -35,3 +35,22 @@ class Command(BaseCommand):
         self.stdout.write(f"  URL:      {scheme}://{result.domain}{port}/")
         self.stdout.write(f"  login:    {DEMO_EMAIL}")
         self.stdout.write(f"  password: {DEMO_PASSWORD}")
+        self._demo_agent(result.tenant.schema_name, f"{scheme}://{result.domain}{port}")
+
+    def _demo_agent(self, schema: str, base_url: str) -> None:
+        """A ready sales agent and a small price list, so the simulator answers at once."""
+        from django_tenants.utils import schema_context
+
+        from apps.accounts.models import User
+        from apps.agents.demo import demo_agent_ensure, demo_catalogue_ensure
+
+        with schema_context(schema):
+            agent, agent_created = demo_agent_ensure()
+            owner = User.objects.filter(email=DEMO_EMAIL).first()
+            _document_id, document_created = demo_catalogue_ensure(owner=owner)
+        verb = "Created" if agent_created else "Kept"
+        self.stdout.write(
+            f"{verb} demo agent {agent.name!r}"
+            + (" and its price list (being indexed by the worker)." if document_created else ".")
+        )
+        self.stdout.write(f"  simulator: {base_url}/agents/{agent.pk}/simulator/")
