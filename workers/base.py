@@ -18,6 +18,7 @@ acknowledgement a task whose worker died is delivered again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -198,6 +199,8 @@ class EvaTask(TenantTask):
             return None
         limit = int(_setting("EVA_TASK_MAX_DELIVERIES", 3))
         if starts > limit:
+            with contextlib.suppress(redis.RedisError):
+                client.delete(key)  # this delivery ends here, dead-lettered
             raise DeliveryLimitExceeded(
                 f"task {self.name} started {starts - 1} times without finishing (limit {limit}):"
                 " its worker process died each time (killed, out of memory)",
