@@ -46,10 +46,10 @@ def django_db_setup(django_db_setup, django_db_blocker) -> None:  # type: ignore
     from apps.accounts.models import User
     from apps.accounts.services import tenant_onboard, user_create
 
-    name = connection.settings_dict["NAME"]
-    if not str(name).startswith("test_"):
+    db_name = connection.settings_dict["NAME"]
+    if not str(db_name).startswith("test_"):
         # Never onboard test tenants into a real database.
-        raise RuntimeError(f"refusing to create test tenants in database {name!r}")
+        raise RuntimeError(f"refusing to create test tenants in database {db_name!r}")
     with django_db_blocker.unblock():
         for slug, name in (("alpha", "Alpha Store"), ("beta", "Beta Shop")):
             tenant_onboard(
