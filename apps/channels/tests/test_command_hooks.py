@@ -1,0 +1,72 @@
+"""What consume_inbound hands on after storing a customer message: texts to the agent engine
+(workers.agent.reply_to_conversation, debounced), voice notes to the transcription queue — both
+sent from the tenant's schema so the worker runs there."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from celery.signals import before_task_publish
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from apps.channels.management.commands.consume_inbound import schedule_reply, transcribe
+from apps.conversations.services import inbound_message_record
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """Tasks as they are published, on an app like EVA's (tenant-schemas-celery, same routes)
+    bound to kombu's in-memory broker, so no worker of the test run executes them."""
+    from tenant_schemas_celery.app import CeleryApp
+
+    import eva.celery
+
+    memory_app = CeleryApp("hooks-test", broker="memory://", backend="cache+memory://")
+    memory_app.conf.task_routes = eva.celery.app.conf.task_routes
+    memory_app.conf.task_default_queue = eva.celery.app.conf.task_default_queue
+    monkeypatch.setattr(eva.celery, "app", memory_app)
+    sent: list[dict] = []
+
+    def capture(sender=None, headers=None, body=None, routing_key=None, **kwargs):
+        sent.append({"task": sender, "headers": headers, "body": body, "queue": routing_key})
+
+    before_task_publish.connect(capture, weak=False)
+    yield sent
+    before_task_publish.disconnect(capture)
+
+
+def _voice_note():
+    return inbound_message_record(
+        channel="whatsapp",
+        channel_ref="alpha-hooks",
+        contact_wa_id="5215500000099@c.us",
+        contact_phone="+5215500000099",
+        contact_name=None,
+        external_id=f"false_hooks_{uuid.uuid4().hex}",
+        kind="audio",
+        text="",
+        media={"ref": "alpha/whatsapp/x.ogg", "mime": "audio/ogg", "size": 1, "sha256": "0" * 64},
+        sent_at=timezone.now(),
+    ).message
+
+
+def test_voice_notes_go_to_transcription_and_texts_to_the_engine_in_their_schema(
+    world, published, django_capture_on_commit_callbacks
+):
+    with tenant_context(world.tenant_a):
+        message = _voice_note()
+        transcribe(message)
+        with django_capture_on_commit_callbacks(execute=True):
+            schedule_reply(message)
+    by_task = {p["task"]: p for p in published}
+    voice = by_task["workers.transcription.transcribe_message"]
+    assert voice["queue"] == "transcription" and voice["body"][0] == [message.pk]
+    assert voice["headers"]["_schema_name"] == "alpha"
+    reply = by_task["workers.agent.reply_to_conversation"]
+    assert reply["queue"] == "agent"
+    assert reply["body"][0] == [message.conversation_id, message.pk]
+    assert reply["headers"]["_schema_name"] == "alpha"
