@@ -13,8 +13,9 @@ the commit, inside the tenant's schema.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -26,6 +27,7 @@ from apps.channels.selectors import session_tenant_resolve
 from apps.conversations import services as conversations
 from apps.conversations.models import Message
 from apps.ops.services import dead_letter_record
+from apps.tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ _KINDS = {
 }
 
 MessageHook = Callable[[Message], None]
+TENANT_CACHE_S = 30.0
 
 
 def _media(ref: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -70,9 +73,10 @@ class InboundEventHandler:
     on_customer_text: MessageHook | None = None
     on_voice_note: MessageHook | None = None
     _tenant_active: bool = True
+    _tenants: dict[str, tuple[float, Tenant]] = field(default_factory=dict)
 
     def __call__(self, event: dict[str, Any]) -> None:
-        tenant = session_tenant_resolve(session_id=event["session_id"])
+        tenant = self._tenant(event["session_id"])
         if tenant is None:
             raise PermanentEventError(
                 f"no tenant has WhatsApp session {event['session_id']!r}", code="unknown_session"
@@ -86,6 +90,22 @@ class InboundEventHandler:
         self._tenant_active = tenant.is_active
         with tenant_context(tenant), transaction.atomic():
             getattr(self, f"_on_{event['type']}")(event)
+
+    def _tenant(self, session_id: str) -> Tenant | None:
+        """The index lookup, remembered briefly: a session never changes tenant (its id is
+        made from the tenant's schema), and every event of a busy number would otherwise pay a
+        query and a schema switch. Unknown sessions are not remembered, so a number created a
+        moment ago is found at once; a deactivation is seen within TENANT_CACHE_S."""
+        now = time.monotonic()
+        cached = self._tenants.get(session_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        tenant = session_tenant_resolve(session_id=session_id)
+        if tenant is not None:
+            self._tenants[session_id] = (now + TENANT_CACHE_S, tenant)
+        else:
+            self._tenants.pop(session_id, None)
+        return tenant
 
     def _on_message(self, event: dict[str, Any]) -> None:
         if event["is_group"]:
