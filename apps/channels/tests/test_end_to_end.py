@@ -191,3 +191,40 @@ def test_a_consumer_killed_between_read_and_ack_is_replaced_and_the_message_stor
     assert [(m.direction, m.text) for m in messages] == [("in", "¿Hay stock?")]
     with tenant_context(world.tenant_b):
         assert not Message.objects.filter(conversation__contact__wa_id=customer).exists()
+
+
+def test_sigterm_lets_the_consumer_finish_the_entry_in_hand_then_exit(world, e2e):
+    from apps.channels.tests.conftest import text_message, xadd_event
+
+    streams = e2e["streams"]
+    consumer = e2e["consumer"]("e2e-term")
+    session = in_alpha(world, lambda: services.whatsapp_session_create(label="E2E term"))
+    e2e["sessions"].append(session.session_id)
+    customer = f"52188{uuid.uuid4().int % 10**8:08d}@c.us"
+    e2e["wa_ids"].append(customer)
+    event = text_message(
+        session_id=session.session_id, tenant_schema="alpha", body="¿Siguen abiertos?"
+    )
+    event.update(chat_id=customer, **{"from": customer})
+    blocker = psycopg.connect(database_url())
+    try:
+        # The consumer is inside its transaction for this entry when SIGTERM arrives.
+        blocker.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"contact:{customer}"])
+        xadd_event(streams, event)
+        wait_for(
+            lambda: streams.xpending(contract.inbound_stream(), contract.INBOUND_GROUP)["pending"],
+            what="the entry in hand",
+        )
+        consumer.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert consumer.proc.poll() is None  # still finishing the entry
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert consumer.proc.wait(timeout=20) == 0
+    assert consumer.logged("stopped after 1 entries")
+    assert inbound_drained(streams)
+    stored = in_alpha(
+        world, lambda: list(Message.objects.filter(external_id=event["wa_id"]).values("text"))
+    )
+    assert stored == [{"text": "¿Siguen abiertos?"}]
