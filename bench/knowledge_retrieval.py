@@ -118,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--ef", default="40,100,200", help="hnsw.ef_search values")
+    parser.add_argument("--ef", default="20,40,100", help="hnsw.ef_search values")
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=64)
     parser.add_argument("--hybrid", type=int, default=50, help="search_chunks calls at each size")
@@ -135,12 +135,13 @@ def main() -> None:
     from django_tenants.utils import tenant_context
 
     from apps.accounts.services import tenant_onboard
-    from apps.ai.embeddings import embedding_model_active
+    from apps.ai.embeddings import embed_texts, embedding_model_active
     from apps.knowledge.models import Document
-    from apps.knowledge.retrieval import _vector_leg, search_chunks
+    from apps.knowledge.retrieval import _text_leg, _vector_leg, search_chunks
     from apps.knowledge.services import chunk_index_ensure, vector_cast
 
     model = embedding_model_active()
+    default_ef = settings.KNOWLEDGE_HNSW_EF_SEARCH
     assert model.dimensions == DIMS, f"the bench expects the offline 512-d model, got {model.key}"
     rng = np.random.default_rng(7)
     centroids = rng.normal(0, 1, size=(TOPICS, DIMS)).astype(np.float32)
@@ -235,8 +236,24 @@ def main() -> None:
                         [model.key, DIMS, [], "[" + ",".join(["0.01"] * DIMS) + "]"],
                     )
                     plan = " / ".join(row[0].strip() for row in cursor.fetchall()[:2])
-                settings.KNOWLEDGE_HNSW_EF_SEARCH = 100
+                settings.KNOWLEDGE_HNSW_EF_SEARCH = default_ef
                 search_chunks(query="calentamiento", limit=6)  # loads the embedding model
+                embed_ms, text_ms = [], []
+                for n in range(args.hybrid):
+                    question = (
+                        f"¿precio de la {WORDS[n % len(WORDS)]} {WORDS[(n * 7) % len(WORDS)]}?"
+                    )
+                    t = time.perf_counter()
+                    embed_texts([question], kind="query")
+                    embed_ms.append((time.perf_counter() - t) * 1000)
+                    t = time.perf_counter()
+                    _text_leg(question, ["spanish"], None, 24)
+                    text_ms.append((time.perf_counter() - t) * 1000)
+                for label, values in (("query embedding", embed_ms), ("full-text leg", text_ms)):
+                    print(
+                        f"{size:>7} {label:<22} {statistics.median(values):7.1f} "
+                        f"{percentile(values, 99):7.1f} {'-':>9}"
+                    )
                 hybrid_ms = []
                 for n in range(args.hybrid):
                     question = (

@@ -478,4 +478,4 @@ KNOWLEDGE_EMBED_BATCH = env.integer("EVA_KNOWLEDGE_EMBED_BATCH", 32, minimum=1)
 # Retrieval: cosine similarity below which a chunk is "not relevant" (model-dependent), and
 # the HNSW search breadth (recall vs. latency; see docs/knowledge.md for measured figures).
 KNOWLEDGE_MIN_SIMILARITY = env.number("EVA_KNOWLEDGE_MIN_SIMILARITY", 0.2, minimum=0.0)
-KNOWLEDGE_HNSW_EF_SEARCH = env.integer("EVA_KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=10)
+KNOWLEDGE_HNSW_EF_SEARCH = env.integer("EVA_KNOWLEDGE_HNSW_EF_SEARCH", 40, minimum=10)

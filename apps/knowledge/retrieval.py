@@ -205,19 +205,22 @@ def _text_leg(
     # question rarely repeats every word of the answer). Coverage: the best share, over the
     # configurations, of the query's terms that the chunk contains.
     # Only the fixed scope clause is interpolated; every value is a parameter.
+    # Coverage is computed for the top rows only: per matching row it would dominate the cost
+    # when a common word ("precio") matches most of a price list.
     sql = (
         "WITH terms AS (SELECT cfg, lexeme FROM unnest(%s::text[]) AS cfg, "  # noqa: S608
         "unnest(tsvector_to_array(to_tsvector(cfg::regconfig, %s))) AS lexeme), "
         "tq AS (SELECT string_agg(DISTINCT quote_literal(lexeme), ' | ')::tsquery AS query "
-        "FROM terms) "
-        "SELECT c.id, ts_rank(c.search_vector, tq.query, 1) AS rank, "
-        "(SELECT max(m.hit::float / m.total) FROM (SELECT count(*) FILTER "
-        "(WHERE c.search_vector @@ quote_literal(t.lexeme)::tsquery) AS hit, count(*) AS total "
-        "FROM terms t GROUP BY t.cfg) AS m) AS coverage "
+        "FROM terms), "
+        "top AS (SELECT c.id, c.search_vector, ts_rank(c.search_vector, tq.query, 1) AS rank "
         "FROM knowledge_chunk c, tq "
         "WHERE tq.query IS NOT NULL AND c.search_vector @@ tq.query "
         "AND NOT (c.document_id = ANY(%s)) "
-        f"{scope} ORDER BY rank DESC, c.id LIMIT %s"
+        f"{scope} ORDER BY rank DESC, c.id LIMIT %s) "
+        "SELECT top.id, top.rank, (SELECT max(m.hit::float / m.total) FROM (SELECT count(*) "
+        "FILTER (WHERE top.search_vector @@ quote_literal(t.lexeme)::tsquery) AS hit, "
+        "count(*) AS total FROM terms t GROUP BY t.cfg) AS m) AS coverage "
+        "FROM top ORDER BY top.rank DESC, top.id"
     )
     params: list[Any] = [configs, query, _not_ready_ids()]
     if document_ids is not None:
