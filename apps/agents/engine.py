@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import unicodedata
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -291,6 +292,16 @@ def _language_of(payload: dict[str, Any], fallback: str) -> str:
     return fallback
 
 
+def _fill_leads(contact: Any, values: dict[str, str]) -> list[str]:
+    # Skip the locked write when there is nothing new to fill (most turns).
+    if not any(v and not getattr(contact, k, "") for k, v in values.items()):
+        return []
+    filled = contact_lead_fields_fill(contact_id=contact.pk, values=values)
+    for name in filled:
+        setattr(contact, name, values.get(name, getattr(contact, name)))
+    return filled
+
+
 def conversation_reply(*, conversation_id: int, message_id: int) -> ReplyOutcome:
     """Answer the customer messages of ``conversation_id`` not yet answered, if ``message_id``
     is the newest of them (else a later task answers the whole burst).
@@ -333,9 +344,8 @@ def conversation_reply(*, conversation_id: int, message_id: int) -> ReplyOutcome
     language = _turn_language(agent, customer_text, contact.language)
 
     # Lead values the customer stated count even if no reply follows.
-    lead_filled = contact_lead_fields_fill(
-        contact_id=contact.pk, values=rule_lead_fields(customer_text)
-    )
+    stated = rule_lead_fields(customer_text)
+    lead_filled = _fill_leads(contact, stated)
 
     rule_language = language
     if agent.handoff_on_request and asks_for_person(customer_text):
@@ -415,7 +425,9 @@ def conversation_reply(*, conversation_id: int, message_id: int) -> ReplyOutcome
     citations = citations_for(reply=reply, chunks=chunks, sources=payload.get("sources"))
     best = max((c.score for c in chunks), default=0.0)
     low = not chunks or best < agent.min_relevance
-    low_turns = conversation_relevance_note(conversation_id=conversation.pk, low=low)
+    low_turns = 0
+    if low or conversation.low_relevance_turns:
+        low_turns = conversation_relevance_note(conversation_id=conversation.pk, low=low)
     handoff_reason = ""
     # The offline responder's flag means "I offered a person" (it says so whenever it does not
     # know); explicit requests were handled by the rules above and repeated "I don't know"s by
@@ -425,27 +437,27 @@ def conversation_reply(*, conversation_id: int, message_id: int) -> ReplyOutcome
     elif agent.handoff_low_relevance_turns and low_turns >= agent.handoff_low_relevance_turns:
         handoff_reason = f"no relevant knowledge for {low_turns} turns"
 
-    filled = contact_lead_fields_fill(
-        contact_id=contact.pk, values=lead_values(payload.get("lead"), customer_text)
-    )
+    filled = _fill_leads(contact, lead_values(payload.get("lead"), customer_text))
     if reply_language and reply_language != contact.language:
         contact_language_set(contact_id=contact.pk, language=reply_language)
 
-    with transaction.atomic():
+    reply_row = BotReply(
+        text=reply,
+        provider=result.provider,
+        model=result.model,
+        latency_ms=result.latency_ms,
+        tokens_in=result.tokens_in,
+        tokens_out=result.tokens_out,
+        usage_id=result.usage_id,
+        citations=citations,
+    )
+    # Reply and handoff commit together; a plain reply needs no outer transaction.
+    with transaction.atomic() if handoff_reason else nullcontext():
         message = bot_reply_record(
             conversation_id=conversation.pk,
             answered_through_id=pending[-1].pk,
             replied_to_ids=[m.pk for m in pending],
-            reply=BotReply(
-                text=reply,
-                provider=result.provider,
-                model=result.model,
-                latency_ms=result.latency_ms,
-                tokens_in=result.tokens_in,
-                tokens_out=result.tokens_out,
-                usage_id=result.usage_id,
-                citations=citations,
-            ),
+            reply=reply_row,
             handoff_notice=bool(handoff_reason),
         )
         if message is not None and handoff_reason:

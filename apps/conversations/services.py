@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -105,8 +106,7 @@ def _contact_for(
 ) -> Contact:
     _lock(wa_id)
     contact = (
-        Contact.objects.filter(wa_id=wa_id).first()
-        or Contact.objects.filter(wa_ids__contains=[wa_id]).first()
+        Contact.objects.filter(Q(wa_id=wa_id) | Q(wa_ids__contains=[wa_id])).order_by("id").first()
     )
     if contact is None:
         return Contact.objects.create(
@@ -474,8 +474,11 @@ def bot_reply_record(
         sent_at=timezone.now(),
     )
     conversation.answered_through_id = answered_through_id
-    conversation.save(update_fields=["answered_through_id"])
-    _touch(conversation, message, unread=False)
+    conversation.last_message_at = message.created_at
+    conversation.last_message_preview = _preview(message.text)
+    conversation.save(
+        update_fields=["answered_through_id", "last_message_at", "last_message_preview"]
+    )
     return message
 
 
