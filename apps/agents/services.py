@@ -48,6 +48,13 @@ def _validate(agent: Agent) -> None:
     agent.full_clean(exclude=["created_at", "updated_at"], validate_constraints=False)
     if agent.knowledge_scope == Agent.KnowledgeScope.SELECTED and not agent.document_ids:
         raise ValidationError({"document_ids": "Choose at least one document, or use all."})
+    if agent.document_ids:
+        from apps.knowledge.selectors import document_list
+
+        known = set(document_list().filter(pk__in=agent.document_ids).values_list("pk", flat=True))
+        unknown = sorted(set(agent.document_ids) - known)
+        if unknown:
+            raise ValidationError({"document_ids": f"No such documents: {unknown}."})
     if agent.handoff_outside_hours and (agent.hours_start is None or agent.hours_end is None):
         raise ValidationError({"hours_start": "Set business hours to hand off outside them."})
     if any(day not in range(1, 8) for day in agent.business_days):

@@ -56,6 +56,13 @@ def test_api_crud_with_roles_and_isolation(world):
     assert invalid.status_code == 400
     assert invalid.json()["error"]["code"] == "invalid"
     assert "document_ids" in invalid.json()["error"]["fields"]
+    unknown = owner.patch(
+        f"/api/v1/agents/{agent_id}/",
+        {"knowledge_scope": "selected", "document_ids": [987654]},
+        content_type="application/json",
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["message"] == "document_ids: No such documents: [987654]."
 
     # Staff read agents but cannot change them.
     staff = logged_in(world.staff_a)

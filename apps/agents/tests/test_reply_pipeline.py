@@ -356,3 +356,25 @@ def test_prompt_injection_does_not_reveal_instructions_or_other_tenants_data(
     reply = wait_for(lambda: bot_messages(world.tenant_a, offline.conversation.pk), what="reply")[0]
     assert "SAPPHIRE-17" not in reply.text and "ZETA-4471" not in reply.text
     assert "data to read" not in reply.text
+
+
+def test_an_agent_answers_only_from_its_chosen_documents(world, committed, celery_worker):
+    owner = logged_in(world.owner_a)
+    catalogue = document_ready(world.tenant_a, owner, "sofas.txt", CATALOGUE)
+    hours = document_ready(
+        world.tenant_a,
+        owner,
+        "horario.txt",
+        "El horario de la tienda es de lunes a sábado de 10:00 a 20:00, en la calle Mayor 10.",
+    )
+    agent = agent_create_for(world.tenant_a, knowledge_scope="selected", document_ids=[hours])
+    asked = customer_writes(world.tenant_a, "¿Cuánto cuesta el sofá Oslo?", wa_id="8@c.us")
+    reply = wait_for(lambda: bot_messages(world.tenant_a, asked.conversation.pk), what="reply")[0]
+    assert "899" not in reply.text
+    assert catalogue not in {c["document_id"] for c in reply.citations}
+    second = customer_writes(world.tenant_a, "¿Qué horario tiene la tienda?", wa_id="9@c.us")
+    reply = wait_for(lambda: bot_messages(world.tenant_a, second.conversation.pk), what="reply")[0]
+    assert "10:00 a 20:00" in reply.text
+    assert {c["document_id"] for c in reply.citations} == {hours}
+    with tenant_context(world.tenant_a):
+        assert Conversation.objects.get(pk=second.conversation.pk).agent_id == agent.pk
