@@ -444,7 +444,8 @@ WHISPER_COMPUTE_TYPE = env.choice(
     ("", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16", "float16",
      "bfloat16", "float32", "default", "auto"),
 )  # fmt: skip
-WHISPER_BEAM_SIZE = env.integer("WHISPER_BEAM_SIZE", 1, minimum=1)
+# Whisper's own default; greedy (1) re-decodes more often on cut-off audio (docs/voice.md).
+WHISPER_BEAM_SIZE = env.integer("WHISPER_BEAM_SIZE", 5, minimum=1)
 WHISPER_VAD_FILTER = env.boolean("WHISPER_VAD_FILTER", True)
 # Threads per worker process; with the default concurrency (1 process per 2 cores) that is 2.
 WHISPER_CPU_THREADS = env.integer("WHISPER_CPU_THREADS", 2, minimum=0)

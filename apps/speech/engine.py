@@ -24,6 +24,13 @@ from apps.speech.errors import AudioRejected, ModelUnavailable
 logger = logging.getLogger(__name__)
 
 
+# Whisper re-decodes a window at rising temperatures when the result looks wrong (too
+# repetitive, too unlikely). faster-whisper's default goes to 1.0 in six steps; a voice note cut
+# off mid-word then costs up to six decodes of its last window for little gain (measured with
+# bench/voice_rtf.py), so the retries stop at 0.4.
+TEMPERATURES = (0.0, 0.2, 0.4)
+
+
 @dataclass(frozen=True)
 class WhisperConfig:
     """How to transcribe; ``from_settings()`` reads the ``WHISPER_*`` settings."""
@@ -31,7 +38,7 @@ class WhisperConfig:
     model: str = "base"
     device: str = "cpu"  # cpu | cuda | auto
     compute_type: str = ""  # "" → int8 on CPU, float16 on GPU
-    beam_size: int = 1
+    beam_size: int = 5
     vad_filter: bool = True
     cpu_threads: int = 2
     models_dir: Path = Path(".eva/whisper")
@@ -207,6 +214,7 @@ def _transcribe_samples(
         # Conditioning on the previous window makes Whisper loop on a phrase when it mishears;
         # voice notes are short, so the context it adds is worth less than that risk.
         "condition_on_previous_text": False,
+        "temperature": TEMPERATURES,
     }
     multilingual = bool(model.model.is_multilingual)
     forced = _base_language(language) if multilingual and language else None
