@@ -46,6 +46,12 @@ DEBUG=0 EVA_HTTPS=1 EVA_BASE_DOMAIN=eva.example.com \
 step "collectstatic"
 $PY manage.py collectstatic --noinput --verbosity 0
 
+if [ -f gateway-node/package.json ]; then
+  # Installed before pytest too: the cross-language end-to-end test runs the real gateway.
+  step "gateway-node dependencies"
+  (cd gateway-node && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 step "pytest"
 set +e
 $VENV/bin/pytest "$@"
@@ -59,7 +65,7 @@ fi
 
 if [ -f gateway-node/package.json ]; then
   step "gateway-node"
-  (cd gateway-node && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error && npm test)
+  (cd gateway-node && npm test)
 fi
 
 step "done"
