@@ -35,7 +35,7 @@ from apps.conversations.services import (
     message_mark_failed,
     message_transcript_set,
 )
-from apps.speech.engine import WhisperConfig, transcribe_file
+from apps.speech.engine import WhisperConfig, model_loads, transcribe_file
 from apps.speech.errors import AudioRejected
 from apps.speech.replies import voice_note_fallback_text
 from eva.celery import app
@@ -89,7 +89,7 @@ def voice_note_transcribe(*, message_id: int) -> dict[str, Any]:
         "voice note transcribed",
         extra={"message_id": message_id, **{k: v for k, v in details.items() if k != "text"}},
     )
-    return {"status": "transcribed", **details}
+    return {"status": "transcribed", **details, "model_loads": model_loads()}
 
 
 def media_path(media: dict[str, Any] | None) -> Path:

@@ -152,16 +152,24 @@ def load_model(config: WhisperConfig) -> Any:
 
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str, str, int], Any] = {}
+_loads = 0  # models loaded by this process so far (reported by the worker, checked by tests)
 
 
 def get_model(config: WhisperConfig) -> Any:
     """The process-wide model for ``config``, loaded on first use."""
+    global _loads
     key = (config.model, config.device, config.compute_type, config.cpu_threads)
     with _lock:
         model = _loaded.get(key)
         if model is None:
             model = _loaded[key] = load_model(config)
+            _loads += 1
         return model
+
+
+def model_loads() -> int:
+    """How many models this process has loaded (1 for a worker, however many notes it did)."""
+    return _loads
 
 
 def transcribe_file(

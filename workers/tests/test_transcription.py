@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -40,6 +41,7 @@ class Note:
     message_id: int
     conversation_id: int
     external_id: str
+    task: Any = None  # the AsyncResult of the transcription task, when one was sent
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +96,9 @@ def voice(world, celery_worker) -> Iterator:  # type: ignore[no-untyped-def]
                 media={"ref": ref, "mime": "audio/ogg; codecs=opus", "size": 0, "sha256": ""},
                 sent_at=timezone.now(),
             )
-            if send_task:
-                app.send_task(TASK, args=[record.message.pk])
+            task = app.send_task(TASK, args=[record.message.pk]) if send_task else None
         made.append((tenant, wa_id))
-        return Note(record.message.pk, record.conversation.pk, external_id)
+        return Note(record.message.pk, record.conversation.pk, external_id, task)
 
     yield agent_for, send
 
@@ -176,6 +177,12 @@ def test_english_voice_note_is_transcribed(world, voice, clips) -> None:  # type
     assert word_error_rate(ENGLISH, stored.transcript) <= 0.25, stored.transcript
     assert stored.transcript_language == "en"
     exactly_one_reply(world.tenant_a, note)
+    result = note.task.get(timeout=60)
+    assert result["language"] == "en" and result["model"] == "base"
+    assert 3 < result["duration_s"] < 10 and result["processing_s"] > 0
+    assert 0.5 <= result["language_probability"] <= 1
+    # The worker transcribed other notes before this one (the Spanish test) with one model.
+    assert result["model_loads"] == 1
 
 
 def _corrupt(clips: Path) -> Path:
