@@ -6,8 +6,9 @@
    embedding model only* (the query vector comes from that model; a vector of another model is
    meaningless next to it). Served by the model's partial HNSW index (see models.py).
 2. **Full text**: the query's words, stemmed in each language the tenant's documents are indexed
-   in, OR-ed (a customer's question rarely repeats every word of the answer), ranked by
-   ``ts_rank`` over the weighted section + text vector.
+   in; chunks with all of them first, then chunks with any of them (a customer's question
+   rarely repeats every word of the answer), ranked by ``ts_rank`` over the weighted
+   section + text vector.
 
 A chunk is relevant when its cosine similarity reaches ``KNOWLEDGE_MIN_SIMILARITY``, or when it
 contains at least half of the query's (stemmed, stop-word-free) terms — which also keeps a
@@ -148,7 +149,8 @@ def _not_ready_ids() -> list[int]:
     Passed to the searches as a short list instead of joining the documents table: with a join
     PostgreSQL prefers a hash join + full sort over the HNSW index scan (128 ms instead of 2 ms
     at 10k chunks); a plain filter keeps the index scan. The list is short: only documents
-    that are not ready (a ready document being reprocessed keeps its old chunks meanwhile).
+    that are not ready (a ready document sent back to processing keeps its old chunks until
+    the new ones replace them, but they are not searched meanwhile).
     """
     return list(Document.objects.exclude(status=Document.Status.READY).values_list("pk", flat=True))
 
@@ -197,35 +199,67 @@ def _vector_leg(
     )
 
 
+# At most this many matching chunks are ranked per pass: a word common to most of a large
+# price list ("precio") would otherwise make ts_rank run over the whole corpus (180 ms at 100k
+# chunks in bench/knowledge_retrieval.py). Beyond that many, text matches are weak evidence
+# anyway (the query's words are everywhere); the vector leg still sees every chunk.
+RANK_CAP = 2000
+
+
 def _text_leg(
     query: str, configs: list[str], document_ids: list[int] | None, pool: int
 ) -> list[tuple[int, float, float]]:
-    scope = "AND c.document_id = ANY(%s)" if document_ids is not None else ""
-    # The query's words, stemmed per configuration, OR-ed into one tsquery (a customer's
-    # question rarely repeats every word of the answer). Coverage: the best share, over the
-    # configurations, of the query's terms that the chunk contains.
-    # Only the fixed scope clause is interpolated; every value is a parameter.
-    # Coverage is computed for the top rows only: per matching row it would dominate the cost
-    # when a common word ("precio") matches most of a price list.
+    """Full-text candidates: chunks with *all* the query's terms first (selective, cheap), then,
+    if that leaves room, chunks with *any* of them (a customer's question rarely repeats every
+    word of the answer). Each comes with its ``ts_rank`` and coverage (the best share, over the
+    text-search configurations, of the query's terms it contains)."""
+    not_ready = _not_ready_ids()
+    rows = _text_query(query, configs, document_ids, not_ready, [], pool, mode="all")
+    if len(rows) < pool:
+        seen = [row[0] for row in rows]
+        rows += _text_query(
+            query, configs, document_ids, not_ready, seen, pool - len(rows), mode="any"
+        )
+    return rows
+
+
+def _text_query(
+    query: str,
+    configs: list[str],
+    document_ids: list[int] | None,
+    not_ready: list[int],
+    seen: list[int],
+    limit: int,
+    *,
+    mode: str,
+) -> list[tuple[int, float, float]]:
+    scope = "AND c.document_id = ANY(%s) " if document_ids is not None else ""
+    # Only fixed clauses are interpolated; every value is a parameter.
+    candidates = (
+        "SELECT c.id, c.search_vector FROM knowledge_chunk c, tq "  # noqa: S608
+        "WHERE tq.query IS NOT NULL AND c.search_vector @@ tq.query "
+        f"AND NOT (c.document_id = ANY(%s)) AND NOT (c.id = ANY(%s)) {scope}"
+        f"LIMIT {RANK_CAP}"
+    )
     sql = (
         "WITH terms AS (SELECT cfg, lexeme FROM unnest(%s::text[]) AS cfg, "  # noqa: S608
         "unnest(tsvector_to_array(to_tsvector(cfg::regconfig, %s))) AS lexeme), "
-        "tq AS (SELECT string_agg(DISTINCT quote_literal(lexeme), ' | ')::tsquery AS query "
-        "FROM terms), "
-        "top AS (SELECT c.id, c.search_vector, ts_rank(c.search_vector, tq.query, 1) AS rank "
-        "FROM knowledge_chunk c, tq "
-        "WHERE tq.query IS NOT NULL AND c.search_vector @@ tq.query "
-        "AND NOT (c.document_id = ANY(%s)) "
-        f"{scope} ORDER BY rank DESC, c.id LIMIT %s) "
+        # per configuration its terms joined by & (all) or | (any); configurations OR-ed
+        "tq AS (SELECT string_agg(grp, ' | ')::tsquery AS query FROM (SELECT '(' || "
+        "string_agg(DISTINCT quote_literal(lexeme), %s) || ')' AS grp FROM terms GROUP BY cfg) g), "
+        f"candidates AS ({candidates}), "
+        "top AS (SELECT k.id, k.search_vector, ts_rank(k.search_vector, tq.query, 1) AS rank "
+        "FROM candidates k, tq ORDER BY rank DESC, k.id LIMIT %s) "
+        # coverage only for the top rows: per candidate it would dominate the cost
         "SELECT top.id, top.rank, (SELECT max(m.hit::float / m.total) FROM (SELECT count(*) "
         "FILTER (WHERE top.search_vector @@ quote_literal(t.lexeme)::tsquery) AS hit, "
         "count(*) AS total FROM terms t GROUP BY t.cfg) AS m) AS coverage "
         "FROM top ORDER BY top.rank DESC, top.id"
     )
-    params: list[Any] = [configs, query, _not_ready_ids()]
+    params: list[Any] = [configs, query, " & " if mode == "all" else " | ", not_ready, seen]
     if document_ids is not None:
         params.append(list(document_ids))
-    params.append(pool)
+    params.append(limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(int(row[0]), float(row[1]), float(row[2])) for row in cursor.fetchall()]
