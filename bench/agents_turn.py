@@ -218,6 +218,10 @@ def sustained_worker(schema: str, size: int, seconds: float, seed: int, queue) -
     from django_tenants.utils import schema_context
 
     connection.close()
+    # HTTP clients (and their keep-alive sockets) made before the fork belong to the parent.
+    from apps.ai.providers import openai_chat
+
+    openai_chat._clients.clear()
     done = 0
     with schema_context(schema):
         one_turn(question(seed, size), f"warm-{seed}@c.us")  # warm caches and the model
@@ -258,6 +262,9 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext, setup_databases, teardown_databases
 
     settings.TENANT_LIMIT_SET_CALLS = args.limit_set_calls
+    # DEBUG=1 only lets the bench start without a SECRET_KEY; logging every SQL statement in
+    # memory (what DEBUG does) is not what production pays.
+    settings.DEBUG = False
     from django_tenants.utils import tenant_context
 
     from apps.accounts.services import tenant_onboard
@@ -321,6 +328,7 @@ def main() -> None:
                 questions = [question(i, size) for i in range(args.turns)]
                 for q in questions[:5]:
                     one_turn(q, "warmup@c.us")
+                connection.queries_log.clear()
                 with CaptureQueriesContext(connection) as queries:
                     one_turn(question(1, size), "count@c.us")
                 print(f"{size:>7} SQL statements in one turn: {len(queries)}")

@@ -77,6 +77,16 @@ _PERSON_REQUEST = re.compile(
 )
 
 
+_GREETING_ONLY = re.compile(
+    r"^\W*(hola|holi|buenas|buenos dias|buenas tardes|buenas noches|hello|hi|hey|good morning|"
+    r"good afternoon|good evening|ola|oi|bom dia|boa tarde|boa noite)\W*$"
+)
+
+
+def is_greeting(text: str) -> bool:
+    return bool(_GREETING_ONLY.match(_fold(text).strip()))
+
+
 def asks_for_person(text: str) -> bool:
     return bool(_PERSON_REQUEST.search(_fold(text)))
 
@@ -284,6 +294,29 @@ def _turn_language(agent: Agent, customer_text: str, known: str) -> str:
     return known
 
 
+def _store_greeting(
+    *, conversation: Conversation, pending: list[Message], agent: Agent, started: float
+) -> ReplyOutcome:
+    message = bot_reply_record(
+        conversation_id=conversation.pk,
+        answered_through_id=pending[-1].pk,
+        replied_to_ids=[m.pk for m in pending],
+        reply=BotReply(
+            text=prompt.trim_reply(agent.greeting, agent.max_reply_chars),
+            provider="rules",
+            model="greeting",
+            latency_ms=int((time.monotonic() - started) * 1000),
+            tokens_in=0,
+            tokens_out=0,
+            usage_id=None,
+            citations=[],
+        ),
+    )
+    if message is None:
+        return _skip("conversation changed while replying")
+    return ReplyOutcome(status="replied", reason="greeting", message_id=message.pk)
+
+
 def _language_of(payload: dict[str, Any], fallback: str) -> str:
     """The customer's language as the model judged it, else this turn's detected one."""
     language = payload.get("language")
@@ -375,6 +408,13 @@ def conversation_reply(*, conversation_id: int, message_id: int) -> ReplyOutcome
             text=text,
             reason="outside business hours",
             started=started,
+        )
+
+    # A first "hola" gets the agent's own greeting: no retrieval, no model.
+    first_turn = not conversation.messages.filter(sender=Message.Sender.BOT).exists()
+    if agent.greeting and first_turn and all(is_greeting(t) for t in texts):
+        return _store_greeting(
+            conversation=conversation, pending=pending, agent=agent, started=started
         )
 
     # Retrieval: the whole burst is the query; a very short follow-up ("¿y en azul?") borrows

@@ -107,6 +107,11 @@ def system_prompt(*, agent: Agent, business_name: str, language: str | None) -> 
             "Reply in the language of the customer's latest message" + hint + "; when unsure, "
             f"use '{agent.default_language}'."
         )
+    if agent.greeting.strip():
+        lines.append(
+            "When you write to this customer for the first time, open with the greeting: "
+            f"{agent.greeting.strip()}"
+        )
     lines.append(
         f"Write plain WhatsApp text, at most {agent.max_reply_chars} characters, no headings."
     )

@@ -120,3 +120,14 @@ def test_the_models_handoff_flag_and_a_bound_agent(world, openai_stub):
         assert reply.model == "gpt-4o-mini" and reply.is_handoff_notice
         assert "Vendedor" in openai_stub.seen[0]["messages"][0]["content"]
         assert Conversation.objects.get(pk=record.conversation.pk).mode == "human"
+
+
+def test_a_first_hello_gets_the_agents_greeting(world):
+    with tenant_context(world.tenant_a):
+        agent_create(name="Sofía", greeting="¡Hola! Soy Sofía, de Alpha Store. ¿Qué buscas?")
+        first = turn(say("¡Hola!", wa_id="906@c.us"))
+        reply = Message.objects.get(pk=first.message_id)
+        assert reply.text == "¡Hola! Soy Sofía, de Alpha Store. ¿Qué buscas?"
+        assert reply.model == "greeting"
+        again = turn(say("hola", wa_id="906@c.us"))
+        assert Message.objects.get(pk=again.message_id).model == "local-extractive"
