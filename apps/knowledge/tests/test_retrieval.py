@@ -127,3 +127,19 @@ def test_tenant_b_never_retrieves_tenant_a_chunks(world, faq, media):
     assert response.status_code == 200
     assert all(item["document_id"] == b_doc for item in response.json()["results"])
     assert "PayPal" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "precio's & (envío) | !gratis: <-> \\\\ruta\\\\ 'citado' \"doble\"",
+        "*:* OR 1=1; DROP TABLE knowledge_chunk; --",
+        "🚲🚲 ¿¿?? ...",
+        "a" * 3000,
+    ],
+)
+def test_odd_queries_are_just_text(world, faq, query):
+    with tenant_context(world.tenant_a):
+        results = search_chunks(query=query, limit=3)
+        assert isinstance(results, list)
+        assert Chunk.objects.filter(document_id=faq).count() == len(FAQ)
