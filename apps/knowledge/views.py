@@ -42,6 +42,17 @@ def _document(request: HttpRequest, document_id: int) -> Document:
     return document
 
 
+def _list_context(request: HttpRequest) -> dict[str, object]:
+    query = request.GET.get("q", "").strip()
+    return {
+        "documents": document_list(),
+        "busy": documents_busy(),
+        "query": query,
+        "results": search_chunks(query=query, limit=8) if query else None,
+        "used_bytes": storage_used_bytes(),
+    }
+
+
 @login_required
 def document_list_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -49,12 +60,14 @@ def document_list_view(request: HttpRequest) -> HttpResponse:
         uploads = request.FILES.getlist("files")
         if not uploads:
             messages.error(request, _("Choose or drop at least one file."))
+        accepted = 0
         for upload in uploads:
             try:
                 outcome = document_upload(uploaded_by=_user(request), upload=upload)
             except DocumentRejectedError as exc:
                 messages.error(request, f"{upload.name}: {exc.message}")
                 continue
+            accepted += 1
             if outcome.created:
                 messages.success(
                     request, _("%(name)s uploaded; processing…") % {"name": upload.name}
@@ -65,17 +78,12 @@ def document_list_view(request: HttpRequest) -> HttpResponse:
                     _("%(name)s is already in the knowledge base as “%(title)s”.")
                     % {"name": upload.name, "title": outcome.document.title},
                 )
+        if not accepted:
+            # Nothing was taken: answer 400 with the reasons on the page itself.
+            return render(request, "knowledge/list.html", _list_context(request), status=400)
         # Post/redirect/get: a reload must not upload the files again.
         return redirect("knowledge:list")
-    query = request.GET.get("q", "").strip()
-    context = {
-        "documents": document_list(),
-        "busy": documents_busy(),
-        "query": query,
-        "results": search_chunks(query=query, limit=8) if query else None,
-        "used_bytes": storage_used_bytes(),
-    }
-    return render(request, "knowledge/list.html", context)
+    return render(request, "knowledge/list.html", _list_context(request))
 
 
 @login_required

@@ -78,6 +78,18 @@ def test_dashboard_upload_of_several_files_then_list_detail_and_delete(
     assert "Sillín" not in owner_b.get("/knowledge/", {"q": "sillín gel"}).content.decode()
 
 
+def test_dashboard_refuses_with_400_when_no_file_is_taken(world, media):
+    owner = logged_in(world.owner_a)
+    response = owner.post("/knowledge/", {"files": [SimpleUploadedFile("foto.pdf", files.PNG)]})
+    assert response.status_code == 400
+    assert "foto.pdf: This file is a PNG image" in response.content.decode()
+    empty = owner.post("/knowledge/", {})
+    assert empty.status_code == 400
+    assert "Choose or drop at least one file." in empty.content.decode()
+    with tenant_context(world.tenant_a):
+        assert not Document.objects.exists()
+
+
 def test_dashboard_retry_and_status_panel(world, media):
     owner = logged_in(world.owner_a)
     with tenant_context(world.tenant_a):
