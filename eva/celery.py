@@ -41,6 +41,8 @@ app.conf.task_routes = {
     "workers.transcription.*": {"queue": "transcription"},
     "workers.dlq.*": {"queue": "dlq"},
     "workers.agent.*": {"queue": "agent"},
+    # Replies are handed to the gateway right after the agent produced them.
+    "workers.delivery.*": {"queue": "agent"},
     "workers.diagnostics.*": {"queue": "agent"},
 }
 app.conf.imports = _task_modules()

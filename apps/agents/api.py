@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
@@ -68,6 +69,7 @@ class AgentListCreate(APIView):
     permission_classes = [_WritesNeedManager]
     serializer_class = AgentSerializer
 
+    @extend_schema(operation_id="agents_list", responses=AgentSerializer(many=True))
     def get(self, request: Request) -> Response:
         from rest_framework.pagination import PageNumberPagination
 

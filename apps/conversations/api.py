@@ -157,6 +157,7 @@ class HandoffSerializer(serializers.Serializer):
 class ContactList(APIView):
     serializer_class = ContactSerializer
 
+    @extend_schema(operation_id="contacts_list", responses=ContactSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = contact_list(
             stage=request.query_params.get("stage"), search=request.query_params.get("q")
@@ -189,6 +190,7 @@ class ConversationList(APIView):
 
     serializer_class = ConversationSerializer
 
+    @extend_schema(operation_id="conversations_list", responses=ConversationSerializer(many=True))
     def get(self, request: Request) -> Response:
         params = request.query_params
         agent = params.get("agent")
@@ -256,6 +258,7 @@ class ConversationClose(_ConversationAction):
 class MessageListCreate(APIView):
     serializer_class = MessageSerializer
 
+    @extend_schema(operation_id="messages_list", responses=MessageSerializer(many=True))
     def get(self, request: Request, conversation_id: int) -> Response:
         conversation = conversation_get_for_user(
             user=_user(request), conversation_id=conversation_id
