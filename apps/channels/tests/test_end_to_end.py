@@ -211,10 +211,13 @@ def test_sigterm_lets_the_consumer_finish_the_entry_in_hand_then_exit(world, e2e
         # The consumer is inside its transaction for this entry when SIGTERM arrives.
         blocker.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"contact:{customer}"])
         xadd_event(streams, event)
-        wait_for(
-            lambda: streams.xpending(contract.inbound_stream(), contract.INBOUND_GROUP)["pending"],
-            what="the entry in hand",
-        )
+
+        def in_hand() -> bool:
+            # This consumer's own pending count: another consumer's leftovers do not count.
+            consumers = streams.xinfo_consumers(contract.inbound_stream(), contract.INBOUND_GROUP)
+            return any(c["name"] == "e2e-term" and c["pending"] > 0 for c in consumers)
+
+        wait_for(in_hand, what="the entry in hand")
         consumer.proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         assert consumer.proc.poll() is None  # still finishing the entry
