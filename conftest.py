@@ -6,6 +6,7 @@ A (alpha), ``owner_b`` to tenant B (beta), the outsider for anything of A's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -93,59 +94,79 @@ def database_url_for_subprocess() -> str:
     return f"postgresql://{auth}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
+@contextlib.contextmanager
+def worker_process(
+    *,
+    queues: str,
+    node: str,
+    pool_args: tuple[str, ...] = ("--pool=solo",),
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process named ``node`` on ``queues``, against the test database
+    and Valkey; waits until that node answers a ping and stops it afterwards."""
+    from django.conf import settings
+
+    from eva.celery import app
+
+    env = os.environ | {
+        "DATABASE_URL": database_url_for_subprocess(),
+        "REDIS_URL": str(settings.REDIS_URL),
+        "LOG_FORMAT": "console",
+        **(extra_env or {}),
+    }
+    log_path = ROOT / ".eva" / f"test-worker-{node.split('@')[0]}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "eva",
+                "worker",
+                "-Q",
+                queues,
+                *pool_args,
+                "-n",
+                node,
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel=INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not app.control.ping(destination=[node], timeout=0.5):
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the Celery worker {node} did not come up; see {log_path}:\n"
+                        + log_path.read_text(errors="replace")[-3000:]
+                    )
+            yield worker
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
     """A real Celery worker process on every queue, against the test database and Valkey."""
-    from django.conf import settings
-
     from eva.celery import QUEUES, app
 
     app.control.purge()
-    env = os.environ | {
-        "DATABASE_URL": database_url_for_subprocess(),
-        "REDIS_URL": settings.REDIS_URL,
-        "LOG_FORMAT": "console",
-    }
-    log_path = ROOT / ".eva" / f"test-worker-{os.getpid()}.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "eva",
-            "worker",
-            "-Q",
-            ",".join(QUEUES),
-            "--pool=solo",
-            "-n",
-            f"test-{os.getpid()}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while not app.control.ping(timeout=0.5):
-        if worker.poll() is not None or time.monotonic() > deadline:
-            worker.kill()
-            log.close()
-            raise RuntimeError(
-                f"the Celery worker did not come up; see {log_path}:\n"
-                + log_path.read_text(errors="replace")[-3000:]
-            )
-    yield worker
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    log.close()
+    with worker_process(
+        queues=",".join(QUEUES), node=f"test-{os.getpid()}@{os.uname().nodename}"
+    ) as worker:
+        yield worker
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,47 +29,12 @@ NODE = f"prefork-{os.getpid()}@{os.uname().nodename}"
 
 
 @pytest.fixture(scope="module")
-def prefork_worker(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    from django.conf import settings
+def prefork_worker(django_db_setup) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    from conftest import worker_process
 
-    from conftest import database_url_for_subprocess
-    from eva.celery import app
-
-    with django_db_blocker.unblock():
-        database_url = database_url_for_subprocess()
-    log_path = ROOT / ".eva" / f"test-prefork-worker-{os.getpid()}.log"
-    log_path.parent.mkdir(exist_ok=True)
-    log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            *("-m", "celery", "-A", "eva", "worker", "-Q", QUEUE),
-            *("--pool=prefork", "--concurrency=1", "-n", NODE),
-            *("--without-mingle", "--without-gossip", "--loglevel=INFO"),
-        ],
-        cwd=ROOT,
-        env=os.environ
-        | {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": str(settings.REDIS_URL),
-            "LOG_FORMAT": "console",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while not app.control.ping(destination=[NODE], timeout=0.5):
-        if worker.poll() is not None or time.monotonic() > deadline:
-            worker.kill()
-            log.close()
-            raise RuntimeError(f"the prefork worker did not come up:\n{log_path.read_text()}")
-    yield NODE
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    log.close()
+    # Prefork: the task runs in a child process that the tests kill.
+    with worker_process(queues=QUEUE, node=NODE, pool_args=("--pool=prefork", "--concurrency=1")):
+        yield NODE
 
 
 def counter(kind: str, key: str) -> int:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,45 +34,12 @@ NODE = f"voice-{os.getpid()}@{os.uname().nodename}"
 
 
 @pytest.fixture(scope="module")
-def broken_worker(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    from conftest import database_url_for_subprocess
+def broken_worker(django_db_setup) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    from conftest import worker_process
 
-    with django_db_blocker.unblock():
-        database_url = database_url_for_subprocess()
-    log_path = ROOT / ".eva" / f"test-voice-worker-{os.getpid()}.log"
-    log_path.parent.mkdir(exist_ok=True)
-    log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            *("-m", "celery", "-A", "eva", "worker", "-Q", QUEUE),
-            *("--pool=solo", "-n", NODE, "--without-mingle", "--without-gossip"),
-        ],
-        cwd=ROOT,
-        env=os.environ
-        | {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": str(settings.REDIS_URL),
-            "LOG_FORMAT": "console",
-            "WHISPER_MODEL": "no-such-whisper-model",
-            "WHISPER_ALLOW_DOWNLOAD": "0",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while not app.control.ping(destination=[NODE], timeout=0.5):
-        if worker.poll() is not None or time.monotonic() > deadline:
-            worker.kill()
-            log.close()
-            raise RuntimeError(f"the voice worker did not come up:\n{log_path.read_text()}")
-    yield NODE
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    log.close()
+    extra_env = {"WHISPER_MODEL": "no-such-whisper-model", "WHISPER_ALLOW_DOWNLOAD": "0"}
+    with worker_process(queues=QUEUE, node=NODE, extra_env=extra_env):
+        yield NODE
 
 
 def test_an_unloadable_model_dead_letters_the_task_and_the_note_waits(
