@@ -40,7 +40,7 @@ class World:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker) -> None:  # type: ignore[no-untyped-def]
+def django_db_setup(django_db_setup, django_db_blocker) -> None:
     """After the test database exists, create the two tenants every isolation test uses."""
     from django_tenants.utils import schema_context
 
@@ -61,7 +61,7 @@ def django_db_setup(django_db_setup, django_db_blocker) -> None:  # type: ignore
 
 
 @pytest.fixture(scope="session")
-def world(django_db_setup, django_db_blocker) -> World:  # type: ignore[no-untyped-def]
+def world(django_db_setup, django_db_blocker) -> World:
     from apps.tenants.models import Tenant
 
     with django_db_blocker.unblock():
@@ -158,7 +158,7 @@ def worker_process(
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
+def celery_worker(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process on every queue, against the test database and Valkey."""
     from eva.celery import QUEUES, app
 
@@ -170,7 +170,7 @@ def celery_worker(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:  # type
 
 
 @pytest.fixture(scope="session")
-def live_server_port(django_db_setup, django_db_blocker) -> Iterator[int]:  # type: ignore[no-untyped-def]
+def live_server_port(django_db_setup, django_db_blocker) -> Iterator[int]:
     """The real WSGI app on a free port, in a thread, against the test database."""
     from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
@@ -217,7 +217,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def page(browser) -> Iterator[object]:
     context = browser.new_context(locale="en-US")
     page = context.new_page()
     page.set_default_timeout(15000)

@@ -111,7 +111,7 @@ def stub_server() -> ThreadingHTTPServer:
     return server
 
 
-def fill_chunks(document_id: int, model_key: str, start: int, stop: int, vectors) -> None:  # type: ignore[no-untyped-def]
+def fill_chunks(document_id: int, model_key: str, start: int, stop: int, vectors) -> None:
     """COPY chunks ``start..stop`` (text from the templates, vectors of the same sentences)."""
     from django.db import connection
     from pgvector.psycopg import register_vector
@@ -210,7 +210,7 @@ def one_turn(text: str, wa_id: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def sustained_worker(schema: str, size: int, seconds: float, seed: int, queue) -> None:  # type: ignore[no-untyped-def]
+def sustained_worker(schema: str, size: int, seconds: float, seed: int, queue) -> None:
     import django
 
     django.setup()

@@ -49,7 +49,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def clustered(rng, centroids, count: int):  # type: ignore[no-untyped-def]
+def clustered(rng, centroids, count: int):
     import numpy as np
 
     topics = rng.integers(0, len(centroids), size=count)
@@ -58,7 +58,7 @@ def clustered(rng, centroids, count: int):  # type: ignore[no-untyped-def]
     return vectors.astype(np.float32)
 
 
-def insert(document_id: int, key: str, start: int, vectors, rng) -> None:  # type: ignore[no-untyped-def]
+def insert(document_id: int, key: str, start: int, vectors, rng) -> None:
     from django.db import connection
     from pgvector.psycopg import register_vector
     from psycopg.types.json import Jsonb

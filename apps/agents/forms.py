@@ -69,7 +69,9 @@ class AgentForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["document_ids"].choices = _document_choices()  # type: ignore[attr-defined]
+        documents = self.fields["document_ids"]
+        assert isinstance(documents, forms.TypedMultipleChoiceField)
+        documents.choices = _document_choices()
         if self.instance.pk and not self.is_bound:
             self.initial["handoff_keywords"] = ", ".join(self.instance.handoff_keywords)
 

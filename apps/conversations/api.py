@@ -3,6 +3,7 @@ their messages (list, send as staff). Every member of the tenant may use them.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError
@@ -218,10 +219,11 @@ class ConversationDetail(APIView):
 
 
 class _ConversationAction(APIView):
-    serializer_class = ConversationSerializer
+    """POST /conversations/<id>/<action>/: runs ``act`` (each subclass's service call) on the
+    user's conversation and answers with the conversation as it is afterwards."""
 
-    def act(self, request: Request, conversation: Conversation) -> None:
-        raise NotImplementedError
+    serializer_class = ConversationSerializer
+    act: Callable[[Request, Conversation], None]
 
     @extend_schema(request=HandoffSerializer, responses=ConversationSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:

@@ -129,6 +129,19 @@ def _contact_for(
     return contact
 
 
+def _message_create_once(*, external_id: str, **fields: Any) -> tuple[Message, bool]:
+    """Insert a message unless one with ``external_id`` exists; return it and whether it is new.
+
+    A savepoint: a concurrent insert of the same external id (a redelivery racing the first
+    delivery) is a duplicate to return, not an error that aborts the caller's transaction."""
+    try:
+        with transaction.atomic():
+            return Message.objects.create(external_id=external_id, **fields), True
+    except IntegrityError:
+        found = Message.objects.select_related("conversation").get(external_id=external_id)
+        return found, False
+
+
 def _preview(text: str) -> str:
     return " ".join(text.split())[:200]
 
@@ -213,23 +226,19 @@ def inbound_message_record(
     if changed:
         conversation.save(update_fields=changed)
 
-    try:
-        # A savepoint: a concurrent insert of the same external_id is a duplicate, not an error.
-        with transaction.atomic():
-            message = Message.objects.create(
-                conversation=conversation,
-                direction=Message.Direction.IN,
-                sender=Message.Sender.CUSTOMER,
-                kind=kind,
-                text=text or "",
-                media=media,
-                external_id=external_id,
-                status=Message.Status.RECEIVED,
-                sent_at=sent_at,
-            )
-    except IntegrityError:
-        found = existing.get()
-        return InboundRecord(message=found, conversation=found.conversation, created=False)
+    message, created = _message_create_once(
+        conversation=conversation,
+        direction=Message.Direction.IN,
+        sender=Message.Sender.CUSTOMER,
+        kind=kind,
+        text=text or "",
+        media=media,
+        external_id=external_id,
+        status=Message.Status.RECEIVED,
+        sent_at=sent_at,
+    )
+    if not created:
+        return InboundRecord(message=message, conversation=message.conversation, created=False)
 
     _apply_consent(contact, text or "", now)
     _touch(conversation, message, unread=True)
@@ -264,22 +273,19 @@ def business_message_record(
     conversation, _ = Conversation.objects.select_for_update().get_or_create(
         contact=contact, channel=Conversation.Channel.WHATSAPP, channel_ref=channel_ref or ""
     )
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                conversation=conversation,
-                direction=Message.Direction.OUT,
-                sender=Message.Sender.BUSINESS,
-                kind=kind,
-                text=text or "",
-                media=media,
-                external_id=external_id,
-                status=Message.Status.SENT,
-                sent_at=sent_at,
-            )
-    except IntegrityError:
-        found = Message.objects.select_related("conversation").get(external_id=external_id)
-        return InboundRecord(message=found, conversation=found.conversation, created=False)
+    message, created = _message_create_once(
+        conversation=conversation,
+        direction=Message.Direction.OUT,
+        sender=Message.Sender.BUSINESS,
+        kind=kind,
+        text=text or "",
+        media=media,
+        external_id=external_id,
+        status=Message.Status.SENT,
+        sent_at=sent_at,
+    )
+    if not created:
+        return InboundRecord(message=message, conversation=message.conversation, created=False)
     if conversation.mode != Conversation.Mode.CLOSED:
         hold_until = now + timedelta(minutes=settings.EVA_HUMAN_HOLD_MINUTES)
         if conversation.mode == Conversation.Mode.BOT or conversation.human_until is not None:

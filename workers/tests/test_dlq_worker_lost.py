@@ -29,7 +29,7 @@ NODE = f"prefork-{os.getpid()}@{os.uname().nodename}"
 
 
 @pytest.fixture(scope="module")
-def prefork_worker(django_db_setup) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def prefork_worker(django_db_setup) -> Iterator[str]:
     from conftest import worker_process
 
     # Prefork: the task runs in a child process that the tests kill.

@@ -50,7 +50,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def voice(world, celery_worker) -> Iterator:  # type: ignore[no-untyped-def]
+def voice(world, celery_worker) -> Iterator:
     """Store voice notes for a tenant, and clean up the contacts, agents and files made."""
     from apps.agents.models import Agent
     from apps.agents.services import agent_create
@@ -112,14 +112,14 @@ def voice(world, celery_worker) -> Iterator:  # type: ignore[no-untyped-def]
         shutil.rmtree(Path(settings.MEDIA_ROOT) / schema / folder, ignore_errors=True)
 
 
-def message(tenant: object, message_id: int):  # type: ignore[no-untyped-def]
+def message(tenant: object, message_id: int):
     from apps.conversations.models import Message
 
     with tenant_context(tenant):
         return Message.objects.get(pk=message_id)
 
 
-def bot_replies(tenant: object, conversation_id: int) -> list:  # type: ignore[no-untyped-def]
+def bot_replies(tenant: object, conversation_id: int) -> list:
     from apps.conversations.models import Message
 
     with tenant_context(tenant):
@@ -128,8 +128,8 @@ def bot_replies(tenant: object, conversation_id: int) -> list:  # type: ignore[n
         )
 
 
-def transcribed(tenant: object, note: Note):  # type: ignore[no-untyped-def]
-    def done():  # type: ignore[no-untyped-def]
+def transcribed(tenant: object, note: Note):
+    def done():
         stored = message(tenant, note.message_id)
         assert stored.status != "failed", stored.error
         return stored if stored.transcript else None
@@ -137,7 +137,7 @@ def transcribed(tenant: object, note: Note):  # type: ignore[no-untyped-def]
     return wait_until(done, timeout=120, what="the transcript")
 
 
-def exactly_one_reply(tenant: object, note: Note):  # type: ignore[no-untyped-def]
+def exactly_one_reply(tenant: object, note: Note):
     wait_until(lambda: bot_replies(tenant, note.conversation_id), timeout=60, what="a reply")
     time.sleep(AFTER_REPLY_S)
     replies = bot_replies(tenant, note.conversation_id)
@@ -145,7 +145,7 @@ def exactly_one_reply(tenant: object, note: Note):  # type: ignore[no-untyped-de
     return replies[0]
 
 
-def test_spanish_voice_note_is_transcribed_then_answered_once(world, voice, clips) -> None:  # type: ignore[no-untyped-def]
+def test_spanish_voice_note_is_transcribed_then_answered_once(world, voice, clips) -> None:
     agent_for, send = voice
     agent_for(world.tenant_a, "es")
     note = send(world.tenant_a, speech(clips, SPANISH, language="es", fmt="ogg"))
@@ -167,7 +167,7 @@ def test_spanish_voice_note_is_transcribed_then_answered_once(world, voice, clip
         assert not Message.objects.filter(external_id=note.external_id).exists()
 
 
-def test_english_voice_note_is_transcribed(world, voice, clips) -> None:  # type: ignore[no-untyped-def]
+def test_english_voice_note_is_transcribed(world, voice, clips) -> None:
     agent_for, send = voice
     agent_for(world.tenant_a, "es")  # detected English wins over the Spanish-speaking tenant
     note = send(world.tenant_a, speech(clips, ENGLISH, language="en", fmt="ogg"))
@@ -206,7 +206,7 @@ def _too_long(clips: Path) -> Path:
     ("make", "code"),
     [(_corrupt, "audio_unreadable"), (_empty, "audio_empty"), (_too_long, "audio_too_long")],
 )
-def test_bad_audio_fails_clearly_and_the_customer_is_asked_to_write(  # type: ignore[no-untyped-def]
+def test_bad_audio_fails_clearly_and_the_customer_is_asked_to_write(
     world, voice, clips, make, code
 ) -> None:
     agent_for, send = voice
@@ -226,7 +226,7 @@ def test_bad_audio_fails_clearly_and_the_customer_is_asked_to_write(  # type: ig
     assert reply.replied_to_ids == [note.message_id]
 
 
-def test_a_voice_note_cannot_reach_another_tenants_audio(world, voice, clips) -> None:  # type: ignore[no-untyped-def]
+def test_a_voice_note_cannot_reach_another_tenants_audio(world, voice, clips) -> None:
     agent_for, send = voice
     agent_for(world.tenant_b, "pt")
     alpha_note = send(world.tenant_a, speech(clips, SPANISH, language="es"), send_task=False)
@@ -258,7 +258,7 @@ def test_a_voice_note_cannot_reach_another_tenants_audio(world, voice, clips) ->
         "",
     ],
 )
-def test_media_references_stay_in_the_tenants_folder(world, ref: str) -> None:  # type: ignore[no-untyped-def]
+def test_media_references_stay_in_the_tenants_folder(world, ref: str) -> None:
     from apps.speech.errors import AudioRejected
     from workers.transcription import media_path
 
@@ -272,7 +272,7 @@ def test_media_references_stay_in_the_tenants_folder(world, ref: str) -> None:  
     assert caught.value.code == "audio_missing"
 
 
-def test_running_twice_transcribes_once(world, voice, clips) -> None:  # type: ignore[no-untyped-def]
+def test_running_twice_transcribes_once(world, voice, clips) -> None:
     agent_for, send = voice
     agent_for(world.tenant_a, "es")
     note = send(world.tenant_a, speech(clips, SPANISH, language="es"))

@@ -34,7 +34,7 @@ NODE = f"voice-{os.getpid()}@{os.uname().nodename}"
 
 
 @pytest.fixture(scope="module")
-def broken_worker(django_db_setup) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def broken_worker(django_db_setup) -> Iterator[str]:
     from conftest import worker_process
 
     extra_env = {"WHISPER_MODEL": "no-such-whisper-model", "WHISPER_ALLOW_DOWNLOAD": "0"}
@@ -44,7 +44,7 @@ def broken_worker(django_db_setup) -> Iterator[str]:  # type: ignore[no-untyped-
 
 def test_an_unloadable_model_dead_letters_the_task_and_the_note_waits(
     world, broken_worker, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from apps.conversations.models import Contact, Message
     from apps.conversations.services import inbound_message_record
 
@@ -104,7 +104,7 @@ def test_an_unloadable_model_dead_letters_the_task_and_the_note_waits(
 # Marked django_db, so running this module alone still creates the test database (pytest-django
 # sets databases up only for sessions with at least one django_db test).
 @pytest.mark.django_db
-def test_the_same_setting_is_refused_by_whisper_prepare(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_setting_is_refused_by_whisper_prepare(settings) -> None:
     from django.core.management import CommandError, call_command
 
     settings.WHISPER_ALLOW_DOWNLOAD = False

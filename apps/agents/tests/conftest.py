@@ -34,7 +34,7 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = WAIT_S, what: str
         time.sleep(0.1)
 
 
-def logged_in(persona) -> Client:  # type: ignore[no-untyped-def]
+def logged_in(persona) -> Client:
     client = Client(HTTP_HOST=persona.host)
     response = client.post("/login/", {"username": persona.email, "password": persona.password})
     assert response.status_code == 302
@@ -50,7 +50,7 @@ def forget_media_root() -> None:
 
 
 @pytest.fixture
-def committed(django_db_setup, django_db_blocker, world, settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def committed(django_db_setup, django_db_blocker, world, settings) -> Iterator[None]:
     """Database access outside a test transaction (a worker process must see the rows); what the
     test created in either tenant is deleted afterwards."""
     settings.EVA_AGENT_BURST_SECONDS = 0.3
@@ -77,7 +77,7 @@ def committed(django_db_setup, django_db_blocker, world, settings) -> Iterator[N
                     session.delete()
 
 
-def document_ready(tenant, client: Client, name: str, text: str) -> int:  # type: ignore[no-untyped-def]
+def document_ready(tenant, client: Client, name: str, text: str) -> int:
     """Upload through the knowledge API; wait until the embedding worker made its chunks."""
     from apps.knowledge.models import Document
 
@@ -97,7 +97,7 @@ def document_ready(tenant, client: Client, name: str, text: str) -> int:  # type
     return document_id
 
 
-def customer_writes(  # type: ignore[no-untyped-def]
+def customer_writes(
     tenant,
     text: str,
     *,
@@ -129,7 +129,7 @@ def customer_writes(  # type: ignore[no-untyped-def]
     return record
 
 
-def bot_messages(tenant, conversation_id: int) -> list:  # type: ignore[no-untyped-def]
+def bot_messages(tenant, conversation_id: int) -> list:
     from apps.conversations.models import Message
 
     with tenant_context(tenant):
@@ -249,7 +249,7 @@ def openai_stub() -> Iterator[OpenAIStub]:
     server.server_close()
 
 
-def agent_create_for(tenant, **fields: Any):  # type: ignore[no-untyped-def]
+def agent_create_for(tenant, **fields: Any):
     from apps.agents.services import agent_create
 
     defaults: dict[str, Any] = {
@@ -263,7 +263,7 @@ def agent_create_for(tenant, **fields: Any):  # type: ignore[no-untyped-def]
         return agent_create(**(defaults | fields))
 
 
-def use_openai_stub(tenant, stub: OpenAIStub) -> None:  # type: ignore[no-untyped-def]
+def use_openai_stub(tenant, stub: OpenAIStub) -> None:
     """The tenant's own OpenAI key, pointed at the stub (so only this tenant uses it)."""
     from apps.ai.services import provider_key_set
 

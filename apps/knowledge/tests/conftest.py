@@ -12,18 +12,18 @@ from django.core.files.base import ContentFile
 from django.test import Client
 
 
-def logged_in(persona) -> Client:  # type: ignore[no-untyped-def]
+def logged_in(persona) -> Client:
     client = Client(HTTP_HOST=persona.host)
     response = client.post("/login/", {"username": persona.email, "password": persona.password})
     assert response.status_code == 302
     return client
 
 
-def upload(client: Client, name: str, data: bytes, **extra: str):  # type: ignore[no-untyped-def]
+def upload(client: Client, name: str, data: bytes, **extra: str):
     return client.post("/api/v1/documents/", {"file": ContentFile(data, name=name), **extra})
 
 
-def stored_document(data: bytes, name: str, kind: str):  # type: ignore[no-untyped-def]
+def stored_document(data: bytes, name: str, kind: str):
     """A pending document whose file is stored as-is, bypassing the upload checks, to prove the
     worker's own guards (documents may also arrive by other paths, or limits may change)."""
     from apps.knowledge.models import Document
@@ -41,7 +41,7 @@ def stored_document(data: bytes, name: str, kind: str):  # type: ignore[no-untyp
 
 
 @pytest.fixture
-def media(settings, tmp_path):  # type: ignore[no-untyped-def]
+def media(settings, tmp_path):
     """Files stored by in-process tests go to a temporary media root.
 
     django-tenants' storage caches MEDIA_ROOT/<schema> and only forgets it when
@@ -60,7 +60,7 @@ class HttpClient:
     """A browser-like HTTP client for the live server (real sockets, its own DB connection, so
     what it writes is committed and a worker process sees it). Session login, CSRF header."""
 
-    def __init__(self, port: int, persona) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, port: int, persona) -> None:
         import http.cookiejar
         import urllib.request
 
@@ -81,7 +81,7 @@ class HttpClient:
     def _csrf(self) -> str:
         return next((c.value or "") for c in self.cookies if c.name == "csrftoken")
 
-    def request(  # type: ignore[no-untyped-def]
+    def request(
         self,
         method: str,
         path: str,
@@ -144,7 +144,7 @@ class HttpClient:
 
 
 @pytest.fixture
-def http_a(live_server_port, world) -> Iterator[HttpClient]:  # type: ignore[no-untyped-def]
+def http_a(live_server_port, world) -> Iterator[HttpClient]:
     """Owner A over real HTTP; every document of A and B is deleted through the API afterwards
     (the live server commits, so the test transaction cannot roll these rows back)."""
     client = HttpClient(live_server_port, world.owner_a)
@@ -160,5 +160,5 @@ def http_a(live_server_port, world) -> Iterator[HttpClient]:  # type: ignore[no-
 
 
 @pytest.fixture
-def http_b(live_server_port, world) -> HttpClient:  # type: ignore[no-untyped-def]
+def http_b(live_server_port, world) -> HttpClient:
     return HttpClient(live_server_port, world.owner_b)

