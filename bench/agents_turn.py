@@ -67,6 +67,13 @@ STUB_REPLY = {
 }
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (Linux /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -226,13 +233,14 @@ def sustained_worker(schema: str, size: int, seconds: float, seed: int, queue) -
     with schema_context(schema):
         one_turn(question(seed, size), f"warm-{seed}@c.us")  # warm caches and the model
         deadline = time.perf_counter() + seconds
+        cpu = time.process_time()
         i = seed * 100_000
         while time.perf_counter() < deadline:
             # Every 5 turns a new customer, so conversations grow like real ones (short).
             one_turn(question(i, size), f"sus-{seed}-{i // 5}@c.us")
             done += 1
             i += 1
-    queue.put(done)
+    queue.put((done, time.process_time() - cpu))
 
 
 def main() -> None:
@@ -245,8 +253,10 @@ def main() -> None:
     parser.add_argument("--show-sql", action="store_true", help="print one turn's statements")
     parser.add_argument(
         "--limit-set-calls",
-        action="store_true",
-        help="django-tenants TENANT_LIMIT_SET_CALLS: one SET search_path per connection",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override django-tenants TENANT_LIMIT_SET_CALLS (default: the project's setting, "
+        "what production runs; --no-limit-set-calls: SET search_path before every cursor)",
     )
     args = parser.parse_args()
 
@@ -261,7 +271,9 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext, setup_databases, teardown_databases
 
-    settings.TENANT_LIMIT_SET_CALLS = args.limit_set_calls
+    if args.limit_set_calls is not None:
+        settings.TENANT_LIMIT_SET_CALLS = args.limit_set_calls
+    limit_set_calls = settings.TENANT_LIMIT_SET_CALLS
     # DEBUG=1 only lets the bench start without a SECRET_KEY; logging every SQL statement in
     # memory (what DEBUG does) is not what production pays.
     settings.DEBUG = False
@@ -306,7 +318,7 @@ def main() -> None:
             print(
                 f"one turn without model time; stub model over HTTP (openai SDK); "
                 f"{model.key} query embeddings; cores={os.cpu_count()}; "
-                f"TENANT_LIMIT_SET_CALLS={args.limit_set_calls}; "
+                f"TENANT_LIMIT_SET_CALLS={limit_set_calls}; "
                 f"load average {os.getloadavg()[0]:.1f}\n"
             )
             print(f"{'chunks':>7} {'what':<34} {'p50 ms':>7} {'p95 ms':>7}")
@@ -344,7 +356,9 @@ def main() -> None:
                     for i in range(50):
                         one_turn(question(i, size), f"prof-{i // 5}@c.us")
                     profiler.disable()
-                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+                    stats = pstats.Stats(profiler)
+                    stats.sort_stats("cumulative").print_stats(45)
+                    stats.sort_stats("tottime").print_stats(30)
                     return
                 retrieval, model_ms, turns = [], [], []
                 for i, q in enumerate(questions):
@@ -387,10 +401,23 @@ def main() -> None:
                 ]
                 for worker in workers:
                     worker.start()
-                total = sum(queue.get() for _ in workers)
+                busy_before, parent_before = machine_busy_seconds(), time.process_time()
+                reports = [queue.get() for _ in workers]
+                busy = machine_busy_seconds() - busy_before
+                stub_cpu = time.process_time() - parent_before  # the stub server's threads
+                total = sum(done for done, _ in reports)
+                eva_cpu = sum(cpu for _, cpu in reports)
                 for worker in workers:
                     worker.join()
                 rate = total / args.seconds
+                per_turn = 1000 / max(total, 1)
+                print(
+                    f"{'':>7} CPU per sustained turn: {busy * per_turn:.1f} ms on the machine = "
+                    f"EVA processes {eva_cpu * per_turn:.1f} + stub model server "
+                    f"{stub_cpu * per_turn:.1f} + the rest (PostgreSQL, Redis, other) "
+                    f"{(busy - eva_cpu - stub_cpu) * per_turn:.1f}; "
+                    f"load average {os.getloadavg()[0]:.1f}"
+                )
                 verdict_p95 = "met" if percentile(turns, 95) < 150 else "NOT met"
                 verdict_rate = "met" if rate >= 20 else "NOT met"
                 print(

@@ -219,7 +219,7 @@ def main() -> None:
                         vector = [float(x) for x in query]
                         t = time.perf_counter()
                         # pool=10: the leg's own LIMIT; ef_search = max(setting, pool)
-                        found = _vector_leg(vector, model, None, 10)
+                        found = _vector_leg(vector, model, None, [], 10)
                         latencies.append((time.perf_counter() - t) * 1000)
                         recalls.append(len({cid for cid, _ in found} & truth) / 10)
                     label = f"HNSW ef_search={ef}"
@@ -247,7 +247,7 @@ def main() -> None:
                     embed_texts([question], kind="query")
                     embed_ms.append((time.perf_counter() - t) * 1000)
                     t = time.perf_counter()
-                    _text_leg(question, ["spanish"], None, 24)
+                    _text_leg(question, ["spanish"], None, [], 24)
                     text_ms.append((time.perf_counter() - t) * 1000)
                 for label, values in (("query embedding", embed_ms), ("full-text leg", text_ms)):
                     print(

@@ -353,7 +353,10 @@ AI_EMBED_PROVIDER = env.choice("AI_EMBED_PROVIDER", "auto", ("auto", "local", "g
 # HNSW index on `vector` (max 2,000 dims); above 2,000 they are stored as `halfvec` (max 4,000).
 AI_EMBED_DIMENSIONS = env.integer("AI_EMBED_DIMENSIONS", 1536, minimum=8)
 AI_EMBED_BATCH_SIZE = env.integer("AI_EMBED_BATCH_SIZE", 64, minimum=1)
-AI_LOCAL_EMBED_THREADS = env.integer("AI_LOCAL_EMBED_THREADS", 2, minimum=1)
+# BLAS threads of the offline embedding model per process. 1: a short query embeds in ~3 ms on
+# one thread and ~11 ms (and more CPU: idle BLAS threads spin) on two; batches were no faster
+# on two either (bench/ai_embeddings.py). Processes, not threads, are what scale here.
+AI_LOCAL_EMBED_THREADS = env.integer("AI_LOCAL_EMBED_THREADS", 1, minimum=1)
 AI_TIMEOUT_SECONDS = env.number("AI_TIMEOUT_SECONDS", 20.0, minimum=0.1)
 AI_MAX_RETRIES = env.integer("AI_MAX_RETRIES", 2, minimum=0)
 AI_RETRY_BASE_SECONDS = env.number("AI_RETRY_BASE_SECONDS", 0.5, minimum=0.0)

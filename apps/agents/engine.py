@@ -410,9 +410,13 @@ def conversation_reply(*, conversation_id: int, message_id: int) -> ReplyOutcome
             started=started,
         )
 
-    # A first "hola" gets the agent's own greeting: no retrieval, no model.
-    first_turn = not conversation.messages.filter(sender=Message.Sender.BOT).exists()
-    if agent.greeting and first_turn and all(is_greeting(t) for t in texts):
+    # A first "hola" gets the agent's own greeting: no retrieval, no model. (Whether the bot
+    # spoke before is asked last: most turns are not greetings and skip that query.)
+    if (
+        agent.greeting
+        and all(is_greeting(t) for t in texts)
+        and not conversation.messages.filter(sender=Message.Sender.BOT).exists()
+    ):
         return _store_greeting(
             conversation=conversation, pending=pending, agent=agent, started=started
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Any
 
 from apps.agents.models import Agent
@@ -126,6 +127,15 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+", folded)
 
 
+@lru_cache(maxsize=256)
+def _grams(text: str, span: int) -> frozenset[tuple[str, ...]]:
+    """The ``span``-word sequences of a prompt part. Kept per process: the same guardrails,
+    instructions and system prompt come back every turn, and folding them character by
+    character was a visible share of a turn's CPU."""
+    words = _words(text)
+    return frozenset(tuple(words[i : i + span]) for i in range(len(words) - span + 1))
+
+
 def leaks_prompt(*, reply: str, agent: Agent, system: str, span: int = 8) -> bool:
     """True when the reply repeats ``span`` consecutive words of the guardrails, the business's
     instructions or the persona: the model is disclosing its prompt."""
@@ -133,12 +143,10 @@ def leaks_prompt(*, reply: str, agent: Agent, system: str, span: int = 8) -> boo
     if len(reply_words) < span:
         return False
     reply_grams = {tuple(reply_words[i : i + span]) for i in range(len(reply_words) - span + 1)}
-    for secret in (GUARDRAILS, agent.instructions, agent.persona, system):
-        words = _words(secret)
-        for i in range(len(words) - span + 1):
-            if tuple(words[i : i + span]) in reply_grams:
-                return True
-    return False
+    return any(
+        not reply_grams.isdisjoint(_grams(secret, span))
+        for secret in (GUARDRAILS, agent.instructions, agent.persona, system)
+    )
 
 
 REFUSALS = {

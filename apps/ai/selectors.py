@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from eva.db import current_schema
 
+from .config_cache import tenant_ai_settings
 from .crypto import decrypt
-from .models import ProviderKey, TenantBudget, UsageRecord
+from .models import ProviderKey, UsageRecord
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,7 @@ def month_spend_usd(*, now: dt.datetime | None = None) -> Decimal:
 
 def budget_limit_usd() -> Decimal | None:
     """The tenant's monthly limit, or None (no budget, or outside any tenant)."""
-    if current_schema() == "public":
-        return None
-    budget = TenantBudget.objects.order_by("id").first()
-    return budget.monthly_limit_usd if budget else None
+    return tenant_ai_settings().budget_limit_usd
 
 
 @dataclass(frozen=True)
@@ -103,9 +101,8 @@ def provider_keys_list() -> list[ProviderKeyInfo]:
 
 def provider_key_plaintext(*, provider: str) -> tuple[str, str] | None:
     """(key, base_url) of the current tenant's own key, for making calls only; None if unset."""
-    if current_schema() == "public":
-        return None
-    stored = ProviderKey.objects.filter(provider=provider).first()
+    stored = tenant_ai_settings().keys.get(provider)
     if stored is None:
         return None
-    return decrypt(stored.encrypted_key), stored.base_url
+    encrypted_key, base_url = stored
+    return decrypt(encrypted_key), base_url

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from eva.db import current_schema
 
@@ -46,8 +47,10 @@ def usage_record_create(*, entry: UsageEntry) -> UsageRecord | None:
     if current_schema() == "public":
         return None
     try:
-        # A savepoint, so a failed insert cannot poison the caller's transaction.
-        with transaction.atomic():
+        # Inside a caller's transaction, a savepoint, so a failed insert cannot poison it;
+        # outside any, the insert is its own transaction already (autocommit), and wrapping it
+        # would only add a BEGIN and a COMMIT round trip to every metered call.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
             return UsageRecord.objects.create(
                 kind=entry.kind,
                 purpose=entry.purpose[:32],

@@ -19,7 +19,10 @@ returns ``[]``: "I don't know" is a real answer.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +31,7 @@ from django.db import connection, transaction
 
 from apps.ai.embeddings import embed_texts, embedding_model_active
 from apps.knowledge.models import Chunk, Document
+from eva.db import current_schema
 
 logger = logging.getLogger("eva.knowledge")
 
@@ -74,27 +78,24 @@ def search_chunks(
     if not query or limit <= 0 or (document_ids is not None and not document_ids):
         return []
     threshold = settings.KNOWLEDGE_MIN_SIMILARITY if min_similarity is None else min_similarity
-    ready = Document.objects.filter(status=Document.Status.READY)
-    if document_ids is not None:
-        ready = ready.filter(pk__in=document_ids)
-    configs = sorted(set(ready.values_list("language", flat=True)) - {""}) or ["simple"]
-    if not ready.exists():
-        return []
     model = embedding_model_active()
+    state = _documents_state(model.key, document_ids)
+    if not state.any_ready:
+        return []
     _reembed_if_stale(model.key)
     pool = max(limit * 4, 20)
     candidates: dict[int, _Candidate] = {}
 
-    if Chunk.objects.filter(embedding_model=model.key, document__in=ready).exists():
+    if state.has_vectors:
         vector = embed_texts([query], kind="query").vectors[0]
         for rank, (chunk_id, similarity) in enumerate(
-            _vector_leg(vector, model, document_ids, pool), start=1
+            _vector_leg(vector, model, document_ids, state.not_ready, pool), start=1
         ):
             candidates.setdefault(chunk_id, _Candidate(chunk_id)).similarity = similarity
             candidates[chunk_id].vector_rank = rank
 
     for rank, (chunk_id, text_score, coverage) in enumerate(
-        _text_leg(query, configs, document_ids, pool), start=1
+        _text_leg(query, state.configs, document_ids, state.not_ready, pool), start=1
     ):
         candidate = candidates.setdefault(chunk_id, _Candidate(chunk_id))
         candidate.text_rank, candidate.text_score, candidate.coverage = rank, text_score, coverage
@@ -113,11 +114,13 @@ def search_chunks(
         return score
 
     kept = sorted((c for c in candidates.values() if relevant(c)), key=fused, reverse=True)[:limit]
+    # Only what a result carries: the vector (2 KB parsed into 512 floats) and the tsvector
+    # would be most of the fetch.
     rows = {
         chunk.pk: chunk
-        for chunk in Chunk.objects.select_related("document").filter(
-            pk__in=[c.chunk_id for c in kept]
-        )
+        for chunk in Chunk.objects.select_related("document")
+        .only("id", "document_id", "ordinal", "text", "metadata", "document__title")
+        .filter(pk__in=[c.chunk_id for c in kept])
     }
     best = 2.0 / (RRF_K + 1)
     results = []
@@ -143,20 +146,56 @@ def search_chunks(
     return results
 
 
-def _not_ready_ids() -> list[int]:
-    """Documents whose chunks must not be returned (being reprocessed, failed meanwhile).
+@dataclass(frozen=True)
+class _DocumentsState:
+    any_ready: bool  # a ready document in scope: else there is nothing to search
+    has_vectors: bool  # a ready document in scope has chunks of the active model's vectors
+    configs: list[str]  # the text-search configurations of the ready documents in scope
+    not_ready: list[int]  # documents whose chunks must not be returned
 
-    Passed to the searches as a short list instead of joining the documents table: with a join
-    PostgreSQL prefers a hash join + full sort over the HNSW index scan (128 ms instead of 2 ms
-    at 10k chunks); a plain filter keeps the index scan. The list is short: only documents
-    that are not ready (a ready document sent back to processing keeps its old chunks until
-    the new ones replace them, but they are not searched meanwhile).
+
+def _documents_state(model_key: str, document_ids: list[int] | None) -> _DocumentsState:
+    """What the searches need to know about the documents, in one round trip.
+
+    ``not_ready``: documents being reprocessed or failed meanwhile. Passed to the searches as a
+    short list instead of joining the documents table: with a join PostgreSQL prefers a hash
+    join + full sort over the HNSW index scan (128 ms instead of 2 ms at 10k chunks); a plain
+    filter keeps the index scan. The list is short: only documents that are not ready (a ready
+    document sent back to processing keeps its old chunks until the new ones replace them, but
+    they are not searched meanwhile).
     """
-    return list(Document.objects.exclude(status=Document.Status.READY).values_list("pk", flat=True))
+    scope = "AND d.id = ANY(%(scope)s)" if document_ids is not None else ""
+    sql = (
+        "SELECT "  # noqa: S608 - only the fixed scope clause is interpolated
+        f"coalesce(array_agg(DISTINCT d.language) FILTER (WHERE d.status = %(ready)s {scope} "
+        "AND d.language <> ''), '{}'), "
+        f"coalesce(bool_or(d.status = %(ready)s {scope}), false), "
+        "coalesce(array_agg(d.id) FILTER (WHERE d.status <> %(ready)s), '{}'), "
+        "EXISTS (SELECT 1 FROM knowledge_chunk c JOIN knowledge_document d "
+        f"ON d.id = c.document_id WHERE c.embedding_model = %(model)s AND d.status = %(ready)s "
+        f"{scope}) "
+        "FROM knowledge_document d"
+    )
+    params: dict[str, Any] = {"ready": Document.Status.READY.value, "model": model_key}
+    if document_ids is not None:
+        params["scope"] = list(document_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        languages, any_ready, not_ready, has_vectors = cursor.fetchone()
+    return _DocumentsState(
+        any_ready=bool(any_ready),
+        has_vectors=bool(has_vectors),
+        configs=sorted(languages) or ["simple"],
+        not_ready=[int(pk) for pk in not_ready],
+    )
 
 
 def _vector_leg(
-    vector: list[float], model: Any, document_ids: list[int] | None, pool: int
+    vector: list[float],
+    model: Any,
+    document_ids: list[int] | None,
+    not_ready: list[int],
+    pool: int,
 ) -> list[tuple[int, float]]:
     from apps.knowledge.services import vector_cast
 
@@ -170,26 +209,29 @@ def _vector_leg(
         "AND NOT (c.document_id = ANY(%s)) "
         f"{scope}ORDER BY (c.embedding::{cast}) <=> %s::{cast} LIMIT %s"
     )
-    params: list[Any] = [literal, model.key, model.dimensions, _not_ready_ids()]
+    params: list[Any] = [literal, model.key, model.dimensions, not_ready]
     if document_ids is not None:
         params.append(list(document_ids))
     params += [literal, pool]
-    with transaction.atomic(), connection.cursor() as cursor:
-        # ef_search trades latency for recall; iterative scans keep filling the result when
-        # the filters (documents not ready, an agent's documents) discard index candidates.
-        cursor.execute(
-            "SET LOCAL hnsw.ef_search = %s", [max(settings.KNOWLEDGE_HNSW_EF_SEARCH, pool)]
+    # ef_search trades latency for recall; iterative scans keep filling the result when the
+    # filters (documents not ready, an agent's documents) discard index candidates.
+    settings_sql = "SELECT set_config('hnsw.ef_search', %s, true), " + (
+        "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+    )
+    if document_ids is None:
+        # The planner does not price de-TOASTing 2 KB vectors, and pgvector prices HNSW by
+        # ef_search: around 10k chunks it picks a scan + sort that is 5-15x slower than the
+        # index (bench/knowledge_retrieval.py). A tenant-wide search always has the index.
+        # With ``document_ids`` the planner stays free: for an agent limited to a few
+        # documents, their chunks by the document_id index + an exact sort is the better plan.
+        settings_sql += (
+            ", set_config('enable_seqscan', 'off', true)"
+            ", set_config('enable_bitmapscan', 'off', true)"
+            ", set_config('enable_sort', 'off', true)"
         )
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        if document_ids is None:
-            # The planner does not price de-TOASTing 2 KB vectors, and pgvector prices HNSW by
-            # ef_search: around 10k chunks it picks a scan + sort that is 5-15x slower than the
-            # index (bench/knowledge_retrieval.py). A tenant-wide search always has the index.
-            # With ``document_ids`` the planner stays free: for an agent limited to a few
-            # documents, their chunks by the document_id index + an exact sort is the better plan.
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("SET LOCAL enable_bitmapscan = off")
-            cursor.execute("SET LOCAL enable_sort = off")
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Transaction-local (SET LOCAL), all in one round trip.
+        cursor.execute(settings_sql, [str(max(settings.KNOWLEDGE_HNSW_EF_SEARCH, pool))])
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     # relaxed_order may return neighbours slightly out of order.
@@ -206,63 +248,85 @@ def _vector_leg(
 RANK_CAP = 2000
 
 
-def _text_leg(
-    query: str, configs: list[str], document_ids: list[int] | None, pool: int
-) -> list[tuple[int, float, float]]:
-    """Full-text candidates: chunks with *all* the query's terms first (selective, cheap), then,
-    if that leaves room, chunks with *any* of them (a customer's question rarely repeats every
-    word of the answer). Each comes with its ``ts_rank`` and coverage (the best share, over the
-    text-search configurations, of the query's terms it contains)."""
-    not_ready = _not_ready_ids()
-    rows = _text_query(query, configs, document_ids, not_ready, [], pool, mode="all")
-    if len(rows) < pool:
-        seen = [row[0] for row in rows]
-        rows += _text_query(
-            query, configs, document_ids, not_ready, seen, pool - len(rows), mode="any"
-        )
-    return rows
-
-
-def _text_query(
-    query: str,
-    configs: list[str],
-    document_ids: list[int] | None,
-    not_ready: list[int],
-    seen: list[int],
-    limit: int,
-    *,
-    mode: str,
-) -> list[tuple[int, float, float]]:
-    scope = "AND c.document_id = ANY(%s) " if document_ids is not None else ""
-    # Only fixed clauses are interpolated; every value is a parameter.
-    candidates = (
-        "SELECT c.id, c.search_vector FROM knowledge_chunk c, tq "  # noqa: S608
-        "WHERE tq.query IS NOT NULL AND c.search_vector @@ tq.query "
-        f"AND NOT (c.document_id = ANY(%s)) AND NOT (c.id = ANY(%s)) {scope}"
-        f"LIMIT {RANK_CAP}"
+def _tsquery_sql(joiner: str) -> str:
+    # per configuration its terms joined by & (all) or | (any); configurations OR-ed
+    return (
+        "SELECT string_agg(grp, ' | ')::tsquery AS query FROM (SELECT '(' || "  # noqa: S608
+        f"string_agg(DISTINCT quote_literal(lexeme), '{joiner}') || ')' AS grp "
+        "FROM terms GROUP BY cfg) g"
     )
-    sql = (
-        "WITH terms AS (SELECT cfg, lexeme FROM unnest(%s::text[]) AS cfg, "  # noqa: S608
-        "unnest(tsvector_to_array(to_tsvector(cfg::regconfig, %s))) AS lexeme), "
-        # per configuration its terms joined by & (all) or | (any); configurations OR-ed
-        "tq AS (SELECT string_agg(grp, ' | ')::tsquery AS query FROM (SELECT '(' || "
-        "string_agg(DISTINCT quote_literal(lexeme), %s) || ')' AS grp FROM terms GROUP BY cfg) g), "
-        f"candidates AS ({candidates}), "
-        "top AS (SELECT k.id, k.search_vector, ts_rank(k.search_vector, tq.query, 1) AS rank "
-        "FROM candidates k, tq ORDER BY rank DESC, k.id LIMIT %s) "
+
+
+def _pass_sql(tq: str, exclude: str, scope: str, limit: str) -> str:
+    """One pass: at most RANK_CAP matching chunks, the best ``limit`` of them by ts_rank."""
+    candidates = (
+        f"SELECT c.id, c.search_vector FROM knowledge_chunk c, {tq} "  # noqa: S608
+        f"WHERE {tq}.query IS NOT NULL AND c.search_vector @@ {tq}.query "
+        f"AND NOT (c.document_id = ANY(%(not_ready)s)) {exclude}{scope}LIMIT {RANK_CAP}"
+    )
+    return (
+        f"SELECT k.id, k.search_vector, ts_rank(k.search_vector, {tq}.query, 1) AS rank "  # noqa: S608
+        f"FROM ({candidates}) k, {tq} ORDER BY rank DESC, k.id LIMIT {limit}"
+    )
+
+
+@lru_cache(maxsize=2)
+def _text_sql(*, scoped: bool) -> str:
+    """The full-text leg's statement. Only these fixed clauses are interpolated; every value
+    (query, configurations, documents, pool) is a parameter."""
+    scope = "AND c.document_id = ANY(%(scope)s) " if scoped else ""
+    top_all = _pass_sql("tq_all", "", scope, "%(pool)s")
+    top_any = _pass_sql(
+        "tq_any",
+        "AND NOT (c.id = ANY(ARRAY(SELECT id FROM top_all))) ",
+        scope,
+        "%(pool)s - (SELECT count(*) FROM top_all)",
+    )
+    return (
+        "WITH terms AS (SELECT cfg, lexeme FROM unnest(%(configs)s::text[]) AS cfg, "  # noqa: S608
+        "unnest(tsvector_to_array(to_tsvector(cfg::regconfig, %(query)s))) AS lexeme), "
+        f"tq_all AS ({_tsquery_sql(' & ')}), tq_any AS ({_tsquery_sql(' | ')}), "
+        f"top_all AS ({top_all}), top_any AS ({top_any}), "
+        "top AS (SELECT 0 AS pass, * FROM top_all UNION ALL SELECT 1 AS pass, * FROM top_any) "
         # coverage only for the top rows: per candidate it would dominate the cost
         "SELECT top.id, top.rank, (SELECT max(m.hit::float / m.total) FROM (SELECT count(*) "
         "FILTER (WHERE top.search_vector @@ quote_literal(t.lexeme)::tsquery) AS hit, "
         "count(*) AS total FROM terms t GROUP BY t.cfg) AS m) AS coverage "
-        "FROM top ORDER BY top.rank DESC, top.id"
+        "FROM top ORDER BY top.pass, top.rank DESC, top.id"
     )
-    params: list[Any] = [configs, query, " & " if mode == "all" else " | ", not_ready, seen]
+
+
+def _text_leg(
+    query: str,
+    configs: list[str],
+    document_ids: list[int] | None,
+    not_ready: list[int],
+    pool: int,
+) -> list[tuple[int, float, float]]:
+    """Full-text candidates: chunks with *all* the query's terms first (selective, cheap), then,
+    if that leaves room, chunks with *any* of them (a customer's question rarely repeats every
+    word of the answer). Each comes with its ``ts_rank`` and coverage (the best share, over the
+    text-search configurations, of the query's terms it contains).
+
+    Both passes are one statement (one round trip, the query's terms parsed once); the second
+    pass is limited to the room the first one left, so it is not run at all when the first
+    filled the pool."""
+    sql = _text_sql(scoped=document_ids is not None)
+    params: dict[str, Any] = {
+        "configs": configs,
+        "query": query,
+        "not_ready": not_ready,
+        "pool": pool,
+    }
     if document_ids is not None:
-        params.append(list(document_ids))
-    params.append(limit)
+        params["scope"] = list(document_ids)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(int(row[0]), float(row[1]), float(row[2])) for row in cursor.fetchall()]
+
+
+_REEMBED_LOCAL_SECONDS = 60.0
+_reembed_checked: dict[tuple[str, str], float] = {}
 
 
 def _reembed_if_stale(model_key: str) -> None:
@@ -272,6 +336,13 @@ def _reembed_if_stale(model_key: str) -> None:
     model change heals itself without an operator; ``manage.py knowledge_reembed`` does the
     same on demand.
     """
+    # The shared throttle is a Redis round trip; each process also remembers its own last look
+    # for a minute, so a busy worker does not pay that round trip on every turn.
+    local_key = (current_schema(), model_key)
+    now = time.monotonic()
+    if now - _reembed_checked.get(local_key, -math.inf) < _REEMBED_LOCAL_SECONDS:
+        return
+    _reembed_checked[local_key] = now
     if not cache.add(f"knowledge:reembed-check:{model_key}", 1, timeout=600):
         return
     if (

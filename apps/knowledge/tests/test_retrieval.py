@@ -143,3 +143,62 @@ def test_odd_queries_are_just_text(world, faq, query):
         results = search_chunks(query=query, limit=3)
         assert isinstance(results, list)
         assert Chunk.objects.filter(document_id=faq).count() == len(FAQ)
+
+
+def _text_only_document(title: str, status: str, texts: list[str]) -> Document:
+    """A Spanish document whose chunks carry vectors of another model: only the full-text leg
+    can find them, so its passes and their order are what the results show."""
+    from django.contrib.postgres.search import SearchVector
+
+    document = Document.objects.create(
+        title=title,
+        kind="txt",
+        size=1,
+        sha256=(title * 64)[:64],
+        status=status,
+        embedding_model="vendor/other@512",
+        embedding_dimensions=512,
+        language="spanish",
+    )
+    for ordinal, text in enumerate(texts):
+        Chunk.objects.create(
+            document=document,
+            ordinal=ordinal,
+            text=text,
+            embedding_model="vendor/other@512",
+            embedding_dimensions=512,
+            embedding=[1.0] + [0.0] * 511,
+            search_config="spanish",
+        )
+    Chunk.objects.filter(document=document).update(
+        search_vector=SearchVector("text", config="spanish")
+    )
+    return document
+
+
+def test_full_text_ranks_all_terms_first_then_enough_of_them_and_skips_documents_not_ready(world):
+    """One statement runs both passes: chunks with every term of the question first, then
+    chunks with at least half of them; a chunk with one term in four is not relevant on text
+    alone, and a document being reprocessed is never searched."""
+    with tenant_context(world.tenant_a):
+        catalogue = _text_only_document(
+            "catalogo",
+            "ready",
+            [
+                "El sofá Oslo tapizado en gris se entrega en tres días.",  # all four terms
+                "Solo hablamos del color gris de nuestras cortinas.",  # one term of four
+                "El sofá Oslo tiene garantía de cinco años.",  # two of four
+            ],
+        )
+        _text_only_document(
+            "reprocesando", "processing", ["Sofá Oslo gris: entrega inmediata y gratis."]
+        )
+        hits = search_chunks(query="sofá Oslo gris entrega", limit=6)
+        assert [(hit.document_id, hit.metadata["ordinal"]) for hit in hits] == [
+            (catalogue.pk, 0),
+            (catalogue.pk, 2),
+        ]
+        assert [hit.metadata["text_rank"] for hit in hits] == [1, 2]
+        assert all(hit.metadata["similarity"] is None for hit in hits)
+    with tenant_context(world.tenant_b):
+        assert search_chunks(query="sofá Oslo gris entrega", limit=6) == []
