@@ -12,3 +12,8 @@ def current_schema() -> str:
 
 def use_public_schema() -> None:
     connection.set_schema_to_public()  # type: ignore[attr-defined]
+
+
+def use_tenant_schema(tenant: object) -> None:
+    """Route the connection to ``tenant``'s schema (until something routes it elsewhere)."""
+    connection.set_tenant(tenant)  # type: ignore[attr-defined]

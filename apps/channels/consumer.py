@@ -2,6 +2,8 @@
 
 At-least-once delivery made safe: an entry is acknowledged only after its handler returned (the
 handler commits its own transaction), so a consumer that dies in between leaves the entry pending;
+entries are handled a read at a time (``batch_handler``: one call, one outcome per entry) and
+acknowledged together with one XACK, which is what keeps the consumer's cost per entry small;
 any consumer of the group reclaims it with XAUTOCLAIM once it has been idle long enough, and the
 handler's idempotency (unique WhatsApp id, monotonic statuses) makes the second run a no-op.
 An entry that keeps failing is recorded as a dead letter after N deliveries and acknowledged, so
@@ -49,6 +51,8 @@ class DeadLetter:
 
 
 Handler = Callable[[dict[str, Any]], None]
+# One outcome per document, in order: None when handled (and committed), else the error.
+BatchHandler = Callable[[list[dict[str, Any]]], list[BaseException | None]]
 DeadLetterSink = Callable[[DeadLetter], None]
 
 
@@ -90,14 +94,16 @@ def trim_consumed(client: redis.Redis, stream: str) -> int:
 
 
 class InboundConsumer:
-    """Reads ``stream`` in consumer group ``group`` and hands each valid document to ``handler``."""
+    """Reads ``stream`` in consumer group ``group`` and hands the valid documents of each read to
+    ``batch_handler`` (or each one to ``handler``)."""
 
     def __init__(
         self,
         *,
         client: redis.Redis,
-        handler: Handler,
         dead_letter: DeadLetterSink,
+        handler: Handler | None = None,
+        batch_handler: BatchHandler | None = None,
         stream: str | None = None,
         group: str = contract.INBOUND_GROUP,
         consumer: str | None = None,
@@ -107,8 +113,11 @@ class InboundConsumer:
         max_deliveries: int = 5,
         trim_every_s: float = 60.0,
     ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise TypeError("give the consumer a handler or a batch_handler (one of them)")
         self.client = client
         self.handler = handler
+        self.batch_handler = batch_handler
         self.dead_letter = dead_letter
         self.stream = stream or contract.inbound_stream()
         self.group = group
@@ -132,7 +141,7 @@ class InboundConsumer:
                 raise
 
     def stop(self) -> None:
-        """Ask the loop to stop after the entry in hand (signal handlers call this)."""
+        """Ask the loop to stop after the read in hand (signal handlers call this)."""
         self.stopping = True
 
     def run(self, *, until_idle: bool = False) -> None:
@@ -164,12 +173,8 @@ class InboundConsumer:
             self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=block
         )
         for _stream, entries in response or []:
-            for entry_id, fields in entries:
-                if self.stopping:
-                    # Unprocessed entries stay pending for this name and are reclaimed later.
-                    return handled
-                self.process(entry_id, fields, deliveries=1)
-                handled += 1
+            self.process_many([(entry_id, fields, 1) for entry_id, fields in entries])
+            handled += len(entries)
         return handled
 
     def reclaim(self) -> int:
@@ -189,14 +194,16 @@ class InboundConsumer:
             if deleted:
                 # Pending ids whose entry no longer exists: nothing to process, clear them.
                 self.client.xack(self.stream, self.group, *deleted)
-            for entry_id, fields in entries:
-                if self.stopping:
-                    return handled
-                if fields is None:
-                    self.client.xack(self.stream, self.group, entry_id)
-                    continue
-                self.process(entry_id, fields, deliveries=self._deliveries(entry_id))
-                handled += 1
+            gone = [entry_id for entry_id, fields in entries if fields is None]
+            if gone:
+                self.client.xack(self.stream, self.group, *gone)
+            claimed_entries = [
+                (entry_id, fields, self._deliveries(entry_id))
+                for entry_id, fields in entries
+                if fields is not None
+            ]
+            self.process_many(claimed_entries)
+            handled += len(claimed_entries)
             if next_cursor in ("0-0", b"0-0"):
                 return handled
             cursor = next_cursor
@@ -207,38 +214,69 @@ class InboundConsumer:
         return int(info[0]["times_delivered"]) if info else 1
 
     def process(self, entry_id: str, fields: dict[str, str], *, deliveries: int) -> None:
-        raw = fields.get(contract.ENTRY_FIELD) if isinstance(fields, dict) else None
-        try:
-            document = contract.parse_entry(fields, direction="inbound")
-        except contract.ContractError as exc:
-            # A malformed entry will never become valid: record it now instead of retrying.
-            self._bury(entry_id, raw, None, "invalid_event", str(exc), deliveries)
+        self.process_many([(entry_id, fields, deliveries)])
+
+    def process_many(self, entries: list[tuple[str, dict[str, str], int]]) -> None:
+        """Validate, handle and acknowledge entries given as (id, fields, deliveries so far)."""
+        valid: list[tuple[str, str | None, dict[str, Any], int]] = []
+        for entry_id, fields, deliveries in entries:
+            raw = fields.get(contract.ENTRY_FIELD) if isinstance(fields, dict) else None
+            try:
+                document = contract.parse_entry(fields, direction="inbound")
+            except contract.ContractError as exc:
+                # A malformed entry will never become valid: record it now instead of retrying.
+                self._bury(entry_id, raw, None, "invalid_event", str(exc), deliveries)
+                continue
+            valid.append((entry_id, raw, document, deliveries))
+        if not valid:
             return
-        try:
-            self.handler(document)
-        except PermanentEventError as exc:
-            self._bury(entry_id, raw, document, exc.code, str(exc), deliveries)
-            return
-        except Exception as exc:
-            if deliveries >= self.max_deliveries:
-                logger.exception(
-                    "inbound entry failed %s times; dead-lettering it",
+        outcomes = self._handle([document for _id, _raw, document, _n in valid])
+        done: list[str] = []
+        for (entry_id, raw, document, deliveries), error in zip(valid, outcomes, strict=True):
+            if error is None:
+                done.append(entry_id)
+            elif isinstance(error, PermanentEventError):
+                self._bury(entry_id, raw, document, error.code, str(error), deliveries)
+            elif deliveries >= self.max_deliveries:
+                logger.error(
+                    "inbound entry failed %s times; dead-lettering it: %r",
                     deliveries,
+                    error,
                     extra={"entry_id": entry_id, "event_type": document.get("type")},
                 )
-                self._bury(entry_id, raw, document, "max_deliveries", repr(exc), deliveries)
+                self._bury(entry_id, raw, document, "max_deliveries", repr(error), deliveries)
             else:
                 # Left pending: XAUTOCLAIM retries it after claim_idle_ms.
                 logger.warning(
                     "inbound entry failed (delivery %s of %s); will retry: %r",
                     deliveries,
                     self.max_deliveries,
-                    exc,
+                    error,
                     extra={"entry_id": entry_id, "event_type": document.get("type")},
                 )
-            return
-        self.client.xack(self.stream, self.group, entry_id)
-        self.processed += 1
+        if done:
+            self.client.xack(self.stream, self.group, *done)
+            self.processed += len(done)
+
+    def _handle(self, documents: list[dict[str, Any]]) -> list[BaseException | None]:
+        if self.batch_handler is not None:
+            try:
+                outcomes = self.batch_handler(documents)
+            except Exception as exc:
+                return [exc] * len(documents)
+            if len(outcomes) != len(documents):
+                raise RuntimeError("the batch handler must return one outcome per document")
+            return outcomes
+        assert self.handler is not None
+        one_by_one: list[BaseException | None] = []
+        for document in documents:
+            try:
+                self.handler(document)
+            except Exception as exc:
+                one_by_one.append(exc)
+            else:
+                one_by_one.append(None)
+        return one_by_one
 
     def _bury(
         self,

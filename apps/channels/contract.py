@@ -3,17 +3,25 @@
 Every entry has one field, ``event``, holding one JSON document; its ``type`` names the schema
 (``index.json``). Schemas ``$ref`` ``common.schema.json`` by relative URI, so every schema file is
 registered by its ``$id`` before validating (contracts/streams/README.md).
+
+Two validators are compiled from the same files: ``jsonschema_rs`` (Rust) answers "valid?" in a
+few microseconds, which the inbound consumer needs at a thousand events a second (the pure-Python
+``jsonschema`` takes about 1.5 ms per event); ``jsonschema`` explains a refusal with its
+``best_match`` error, which is what operators read in dead letters. A test holds the two to the
+same verdict on every example and on every kind of breakage.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from django.conf import settings
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -32,8 +40,15 @@ def _contracts_dir() -> Path:
     return Path(settings.EVA_CONTRACTS_DIR)
 
 
+@dataclass(frozen=True)
+class _EntryType:
+    direction: str
+    fast: Any  # jsonschema_rs.Draft202012Validator (untyped extension module)
+    explaining: Draft202012Validator
+
+
 @lru_cache(maxsize=1)
-def _validators() -> dict[str, tuple[str, Draft202012Validator]]:
+def _validators() -> dict[str, _EntryType]:
     root = _contracts_dir()
     index = json.loads((root / "index.json").read_text(encoding="utf-8"))
     schemas = [
@@ -42,12 +57,16 @@ def _validators() -> dict[str, tuple[str, Draft202012Validator]]:
     registry: Registry = Registry().with_resources(
         (schema["$id"], Resource.from_contents(schema)) for schema in schemas
     )
+    fast_registry = jsonschema_rs.Registry([(schema["$id"], schema) for schema in schemas])
     validators = {}
     for entry in index["types"]:
         schema = registry.contents(entry["$id"])
-        validators[entry["type"]] = (
-            entry["direction"],
-            Draft202012Validator(
+        validators[entry["type"]] = _EntryType(
+            direction=entry["direction"],
+            fast=jsonschema_rs.Draft202012Validator(
+                schema, registry=fast_registry, validate_formats=True
+            ),
+            explaining=Draft202012Validator(
                 schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
             ),
         )
@@ -56,7 +75,7 @@ def _validators() -> dict[str, tuple[str, Draft202012Validator]]:
 
 def types(direction: str) -> list[str]:
     """Entry types of one direction (``inbound``, ``outbound``, ``control``)."""
-    return [name for name, (d, _v) in _validators().items() if d == direction]
+    return [name for name, entry in _validators().items() if entry.direction == direction]
 
 
 def validate(document: Any, *, direction: str | None = None) -> dict[str, Any]:
@@ -67,16 +86,20 @@ def validate(document: Any, *, direction: str | None = None) -> dict[str, Any]:
     found = _validators().get(kind) if isinstance(kind, str) else None
     if found is None:
         raise ContractError(f"unknown event type {kind!r}")
-    found_direction, validator = found
-    if direction is not None and found_direction != direction:
-        raise ContractError(f"{kind!r} is a {found_direction} entry, not {direction}")
-    errors = list(validator.iter_errors(document))
+    if direction is not None and found.direction != direction:
+        raise ContractError(f"{kind!r} is a {found.direction} entry, not {direction}")
+    if found.fast.is_valid(document):
+        return document
+    errors = list(found.explaining.iter_errors(document))
     # A failing envelope (allOf) also makes every envelope field "unevaluated": report the cause.
     causes = [e for e in errors if e.validator != "unevaluatedProperties"] or errors
     error = best_match(causes)
     if error is not None:
         raise ContractError(_describe(error))
-    return document
+    # The validators disagree (they must not; a test holds them together): refuse, since the
+    # fast one said no, with its own words.
+    first = next(iter(found.fast.iter_errors(document)), None)
+    raise ContractError(str(getattr(first, "message", "invalid event"))[:2000])
 
 
 def _describe(error: ValidationError) -> str:

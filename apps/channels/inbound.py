@@ -5,6 +5,12 @@ must agree, or the event is refused (a gateway configured with the wrong tenant 
 into another tenant's data). Each event is applied in one transaction; the consumer acknowledges
 the stream entry only after it committed.
 
+``handle_batch`` applies what one stream read returned: consecutive customer messages of a
+tenant are stored together in one transaction (a handful of statements for the lot, which is
+what lets one consumer keep up with a thousand messages a second); every other event is applied
+on its own, in stream order. If a batch transaction fails, its events are applied one by one, so
+one bad event cannot hold back the others or take them down with it.
+
 What happens after a customer message is stored (the reply engine, transcription) is not this
 app's business: the caller passes ``on_customer_text`` / ``on_voice_note`` hooks, which run after
 the commit, inside the tenant's schema.
@@ -16,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -28,6 +35,7 @@ from apps.conversations import services as conversations
 from apps.conversations.models import Message
 from apps.ops.services import dead_letter_record
 from apps.tenants.models import Tenant
+from eva.db import current_schema, use_tenant_schema
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +53,8 @@ _KINDS = {
 
 MessageHook = Callable[[Message], None]
 TENANT_CACHE_S = 30.0
+# One outcome per event of a batch: None when applied (and committed), else why not.
+Outcome = BaseException | None
 
 
 def _media(ref: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -76,6 +86,74 @@ class InboundEventHandler:
     _tenants: dict[str, tuple[float, Tenant]] = field(default_factory=dict)
 
     def __call__(self, event: dict[str, Any]) -> None:
+        tenant = self._tenant_of(event)
+        self._tenant_active = tenant.is_active
+        with tenant_context(tenant), transaction.atomic():
+            getattr(self, f"_on_{event['type']}")(event)
+
+    def handle_batch(self, events: list[dict[str, Any]]) -> list[Outcome]:
+        """Apply validated events in order; return one outcome per event (None = committed)."""
+        outcomes: list[Outcome] = [None] * len(events)
+        run: list[int] = []  # consecutive customer messages, stored together
+        for index, event in enumerate(events):
+            if event["type"] == "message":
+                run.append(index)
+                continue
+            self._store_run(events, run, outcomes)
+            run = []
+            outcomes[index] = self._apply_one(event)
+        self._store_run(events, run, outcomes)
+        return outcomes
+
+    def _apply_one(self, event: dict[str, Any]) -> Outcome:
+        try:
+            self(event)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _store_run(
+        self, events: list[dict[str, Any]], run: list[int], outcomes: list[Outcome]
+    ) -> None:
+        by_tenant: dict[str, tuple[Tenant, list[int]]] = {}
+        for index in run:
+            try:
+                tenant = self._tenant_of(events[index])
+            except PermanentEventError as exc:
+                outcomes[index] = exc
+                continue
+            by_tenant.setdefault(tenant.schema_name, (tenant, []))[1].append(index)
+        for tenant, indexes in by_tenant.values():
+            batch = [events[index] for index in indexes]
+            try:
+                self._tenant_active = tenant.is_active
+                # inbound_messages_record is one transaction; the hooks run once it committed.
+                self._enter(tenant)
+                self._on_messages(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    outcomes[indexes[0]] = exc
+                    continue
+                logger.warning(
+                    "a batch of %s messages failed; applying them one by one", len(batch)
+                )
+                for index in indexes:
+                    outcomes[index] = self._apply_one(events[index])
+
+    @staticmethod
+    def _enter(tenant: Tenant) -> None:
+        """Put the connection in the tenant's schema and leave it there after the batch.
+
+        A busy number's reads then need no SET search_path each: that statement costs a round
+        trip and makes PostgreSQL plan the storing function's statements again (about a
+        millisecond a read). Public tables (the session index, dead letters) stay reachable,
+        since django-tenants keeps ``public`` on the search path; ``tenant_context`` elsewhere
+        restores whatever schema it found.
+        """
+        if current_schema() != tenant.schema_name:
+            use_tenant_schema(tenant)
+
+    def _tenant_of(self, event: dict[str, Any]) -> Tenant:
         tenant = self._tenant(event["session_id"])
         if tenant is None:
             raise PermanentEventError(
@@ -87,9 +165,7 @@ class InboundEventHandler:
                 f"not {event['tenant_schema']!r}",
                 code="wrong_tenant",
             )
-        self._tenant_active = tenant.is_active
-        with tenant_context(tenant), transaction.atomic():
-            getattr(self, f"_on_{event['type']}")(event)
+        return tenant
 
     def _tenant(self, session_id: str) -> Tenant | None:
         """The index lookup, remembered briefly: a session never changes tenant (its id is
@@ -108,34 +184,46 @@ class InboundEventHandler:
         return tenant
 
     def _on_message(self, event: dict[str, Any]) -> None:
-        if event["is_group"]:
-            # Sales agents answer people, not groups: a group message is acknowledged unstored.
-            logger.info("group message ignored", extra={"session_id": event["session_id"]})
+        self._on_messages([event])
+
+    def _on_messages(self, events: list[dict[str, Any]]) -> None:
+        # Sales agents answer people, not groups: a group message is acknowledged unstored.
+        for event in events:
+            if event["is_group"]:
+                logger.info("group message ignored", extra={"session_id": event["session_id"]})
+        items = [
+            conversations.InboundMessage(
+                channel="whatsapp",
+                channel_ref=event["session_id"],
+                contact_wa_id=event["chat_id"],
+                contact_phone=_e164(event["from_phone"]),
+                contact_name=event["push_name"],
+                external_id=event["wa_id"],
+                kind=_kind(event),
+                text=event["body"],
+                media=_media(event["media"]),
+                sent_at=contract.parse_ts(event["wa_timestamp"]),
+            )
+            for event in events
+            if not event["is_group"]
+        ]
+        if not items:
             return
-        record = conversations.inbound_message_record(
-            channel="whatsapp",
-            channel_ref=event["session_id"],
-            contact_wa_id=event["chat_id"],
-            contact_phone=_e164(event["from_phone"]),
-            contact_name=event["push_name"],
-            external_id=event["wa_id"],
-            kind=_kind(event),
-            text=event["body"],
-            media=_media(event["media"]),
-            sent_at=contract.parse_ts(event["wa_timestamp"]),
-        )
-        if not record.created:
-            return  # redelivered: stored and handed on the first time
+        records = conversations.inbound_messages_record(items=items)
         if not self._tenant_active:
             # A deactivated tenant keeps its data but gets no automated replies.
             return
-        message = record.message
-        if message.kind == Message.Kind.AUDIO and self.on_voice_note is not None:
-            hook, target = self.on_voice_note, message
-            transaction.on_commit(lambda: hook(target))
-        elif message.text.strip() and self.on_customer_text is not None:
-            hook, target = self.on_customer_text, message
-            transaction.on_commit(lambda: hook(target))
+        for record in records:
+            if not record.created:
+                continue  # redelivered: stored and handed on the first time
+            message = record.message
+            if message.kind == Message.Kind.AUDIO and self.on_voice_note is not None:
+                hook, target = self.on_voice_note, message
+            elif message.text.strip() and self.on_customer_text is not None:
+                hook, target = self.on_customer_text, message
+            else:
+                continue
+            transaction.on_commit(partial(hook, target))
 
     def _on_outgoing_from_phone(self, event: dict[str, Any]) -> None:
         if event["is_group"]:

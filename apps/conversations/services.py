@@ -8,15 +8,19 @@ computed before a handoff is refused once the handoff committed.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -44,10 +48,31 @@ LEAD_FIELDS = ("name", "email", "company", "interest", "budget", "notes")
 
 
 @dataclass(frozen=True)
+class InboundMessage:
+    """One customer message as a surface received it (see ``inbound_messages_record``)."""
+
+    channel: str
+    channel_ref: str
+    contact_wa_id: str
+    contact_phone: str | None
+    contact_name: str | None
+    external_id: str
+    kind: str
+    text: str
+    media: dict[str, Any] | None
+    sent_at: datetime
+    agent_id: int | None = None
+
+
+@dataclass(frozen=True)
 class InboundRecord:
     message: Message
-    conversation: Conversation
     created: bool
+
+    @property
+    def conversation(self) -> Conversation:
+        """The message's conversation (loaded on first use, in the current tenant's schema)."""
+        return self.message.conversation
 
 
 # --- opt-out ----------------------------------------------------------------------------------
@@ -59,27 +84,32 @@ def _normalize(text: str) -> str:
     return re.sub(r"[\W_]+", " ", text).strip()
 
 
+@lru_cache(maxsize=16)
+def _consent_words(words: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Configured words, normalized once: whole-message words, and phrases (several words)."""
+    normalized = [w for w in map(_normalize, words) if w]
+    return frozenset(normalized), tuple(w for w in normalized if " " in w)
+
+
+def _asks_to_stop(said: str) -> bool:
+    words, phrases = _consent_words(tuple(settings.EVA_OPT_OUT_WORDS))
+    return said in words or any(f" {phrase} " in f" {said} " for phrase in phrases)
+
+
+def _asks_to_start(said: str) -> bool:
+    return said in _consent_words(tuple(settings.EVA_OPT_IN_WORDS))[0]
+
+
 def opt_out_requested(text: str) -> bool:
     """True when the customer asks to stop: a one-word message that is an opt-out word ("STOP",
     "BAJA"), or a message containing an opt-out phrase ("no me escriban más")."""
     said = _normalize(text)
-    if not said:
-        return False
-    for word in settings.EVA_OPT_OUT_WORDS:
-        wanted = _normalize(word)
-        if not wanted:
-            continue
-        if " " in wanted:
-            if f" {wanted} " in f" {said} ":
-                return True
-        elif said == wanted:
-            return True
-    return False
+    return bool(said) and _asks_to_stop(said)
 
 
 def opt_in_requested(text: str) -> bool:
     said = _normalize(text)
-    return bool(said) and said in {_normalize(w) for w in settings.EVA_OPT_IN_WORDS}
+    return bool(said) and _asks_to_start(said)
 
 
 def _apply_consent(contact: Contact, text: str, now: datetime) -> None:
@@ -165,7 +195,6 @@ def _human_hold_expired(conversation: Conversation, now: datetime) -> bool:
     )
 
 
-@transaction.atomic
 def inbound_message_record(
     *,
     channel: str,
@@ -180,69 +209,131 @@ def inbound_message_record(
     sent_at: datetime,
     agent_id: int | None = None,
 ) -> InboundRecord:
-    """Store a customer's message, idempotently on ``external_id``.
+    """Store one customer message: ``inbound_messages_record`` with a single item.
+    ``agent_id`` (the simulator) binds a new conversation to an agent; otherwise the engine
+    picks the default agent."""
+    item = InboundMessage(
+        channel=channel,
+        channel_ref=channel_ref,
+        contact_wa_id=contact_wa_id,
+        contact_phone=contact_phone,
+        contact_name=contact_name,
+        external_id=external_id,
+        kind=kind,
+        text=text,
+        media=media,
+        sent_at=sent_at,
+        agent_id=agent_id,
+    )
+    record = inbound_messages_record(items=[item])[0]
+    record.conversation  # noqa: B018 - loaded now, while the tenant's schema is current
+    return record
 
-    Creates the contact and the conversation (one per contact, channel and channel_ref) on first
-    contact, reopens a closed conversation, ends an expired business-phone hold, and marks the
-    contact opted out when the text asks to stop. A redelivered ``external_id`` changes nothing
-    and returns the stored message with ``created=False``. ``agent_id`` (the simulator) binds a
-    new conversation to an agent; otherwise the engine picks the default agent.
-    Callers then call ``apps.agents.services.reply_schedule`` for text (voice notes: after the
-    transcript is set).
-    """
-    if channel not in Conversation.Channel.values:
-        raise ValidationError(f"Unknown channel {channel!r}.")
-    if kind not in _INBOUND_KINDS:
-        raise ValidationError(f"Unknown message kind {kind!r}.")
-    if not external_id or not contact_wa_id:
+
+def _check(item: InboundMessage) -> None:
+    if item.channel not in Conversation.Channel.values:
+        raise ValidationError(f"Unknown channel {item.channel!r}.")
+    if item.kind not in _INBOUND_KINDS:
+        raise ValidationError(f"Unknown message kind {item.kind!r}.")
+    if not item.external_id or not item.contact_wa_id:
         raise ValidationError("external_id and contact_wa_id are required.")
 
-    existing = Message.objects.select_related("conversation").filter(external_id=external_id)
-    found = existing.first()
-    if found is not None:
-        return InboundRecord(message=found, conversation=found.conversation, created=False)
 
+def _consent_word(text: str) -> str:
+    said = _normalize(text)
+    if not said:
+        return ""
+    if _asks_to_stop(said):
+        return "out"
+    return "in" if _asks_to_start(said) else ""
+
+
+def inbound_messages_record(*, items: list[InboundMessage]) -> list[InboundRecord]:
+    """Store customer messages in order, idempotently on ``external_id``; one record per item.
+
+    Creates contacts and conversations (one per contact, channel and channel_ref) on first
+    contact, reopens closed conversations, ends expired business-phone holds, binds a
+    conversation to the item's ``agent_id`` (the simulator), and marks a contact opted out (or
+    back in) when a text says so. A redelivered ``external_id`` (already stored, or earlier in
+    the same call) changes nothing and comes back with ``created=False``.
+
+    The storing runs in PostgreSQL (``eva_inbound_messages``, migration 0003): one statement,
+    atomic by itself (no transaction block needed), one round trip for a whole batch, which
+    is what lets the WhatsApp consumer store what one stream read
+    returned at a thousand messages a second. Callers then call
+    ``apps.agents.services.reply_schedule`` for each created text (voice notes: after the
+    transcript is set). Raises ValidationError (nothing stored) if any item has an unknown
+    channel or kind, or lacks its ids.
+    """
+    for item in items:
+        _check(item)
+    payload = [
+        {
+            "ord": position,
+            "external_id": item.external_id,
+            "wa_id": item.contact_wa_id,
+            "phone": item.contact_phone or "",
+            "name": (item.contact_name or "").strip()[:150],
+            "simulated": item.channel == Conversation.Channel.SIMULATOR,
+            "channel": item.channel,
+            "channel_ref": item.channel_ref or "",
+            "kind": item.kind,
+            "text": item.text or "",
+            "media": item.media,
+            "sent_at": item.sent_at.isoformat(),
+            "agent_id": item.agent_id,
+            "preview": _preview(item.text or f"[{Message.Kind(item.kind).label}]"),
+            "consent": _consent_word(item.text or ""),
+        }
+        for position, item in enumerate(items)
+    ]
     now = timezone.now()
-    contact = _contact_for(
-        wa_id=contact_wa_id,
-        phone=contact_phone,
-        name=contact_name,
-        now=now,
-        simulated=channel == Conversation.Channel.SIMULATOR,
-    )
-    conversation, _created = Conversation.objects.select_for_update().get_or_create(
-        contact=contact,
-        channel=channel,
-        channel_ref=channel_ref or "",
-        defaults={"agent_id": agent_id},
-    )
-    changed: list[str] = []
-    if conversation.mode == Conversation.Mode.CLOSED or _human_hold_expired(conversation, now):
-        conversation.mode, conversation.human_until = Conversation.Mode.BOT, None
-        changed += ["mode", "human_until"]
-    if agent_id is not None and conversation.agent_id != agent_id:
-        conversation.agent_id = agent_id
-        changed.append("agent_id")
-    if changed:
-        conversation.save(update_fields=changed)
-
-    message, created = _message_create_once(
-        conversation=conversation,
-        direction=Message.Direction.IN,
-        sender=Message.Sender.CUSTOMER,
-        kind=kind,
-        text=text or "",
-        media=media,
-        external_id=external_id,
-        status=Message.Status.RECEIVED,
-        sent_at=sent_at,
-    )
-    if not created:
-        return InboundRecord(message=message, conversation=message.conversation, created=False)
-
-    _apply_consent(contact, text or "", now)
-    _touch(conversation, message, unread=True)
-    return InboundRecord(message=message, conversation=conversation, created=True)
+    # One statement commits by itself; inside a caller's transaction it gets a savepoint, so a
+    # refusal leaves the caller's transaction usable (the consumer then retries one by one).
+    scope = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    with scope, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT item_external_id, message_id, message_conversation_id "
+            "FROM eva_inbound_messages(%s::jsonb, %s)",
+            [json.dumps(payload, cls=DjangoJSONEncoder), now],
+        )
+        stored = {external_id: (pk, conversation) for external_id, pk, conversation in cursor}
+    twins: dict[str, Message] = {}
+    if len(stored) < len(items):  # redeliveries (or the same id twice in this call)
+        twins = {
+            str(message.external_id): message
+            for message in Message.objects.filter(
+                external_id__in=[i.external_id for i in items if i.external_id not in stored]
+            )
+        }
+    records = []
+    new: dict[str, Message] = {}
+    for item in items:
+        if item.external_id in new:
+            # The same id twice in one call: stored once, the second is a redelivery.
+            records.append(InboundRecord(message=new[item.external_id], created=False))
+        elif item.external_id not in stored:
+            records.append(InboundRecord(message=twins[item.external_id], created=False))
+        else:
+            message_id, conversation_id = stored[item.external_id]
+            message = Message(
+                pk=message_id,
+                conversation_id=conversation_id,
+                direction=Message.Direction.IN,
+                sender=Message.Sender.CUSTOMER,
+                kind=item.kind,
+                text=item.text or "",
+                media=item.media,
+                external_id=item.external_id,
+                status=Message.Status.RECEIVED,
+                sent_at=item.sent_at,
+                created_at=now,
+            )
+            message._state.adding = False
+            message._state.db = connection.alias
+            new[item.external_id] = message
+            records.append(InboundRecord(message=message, created=True))
+    return records
 
 
 @transaction.atomic
@@ -265,7 +356,7 @@ def business_message_record(
         raise ValidationError(f"Unknown message kind {kind!r}.")
     found = Message.objects.select_related("conversation").filter(external_id=external_id).first()
     if found is not None:
-        return InboundRecord(message=found, conversation=found.conversation, created=False)
+        return InboundRecord(message=found, created=False)
     now = timezone.now()
     contact = _contact_for(
         wa_id=contact_wa_id, phone=contact_phone, name=None, now=now, simulated=False
@@ -285,7 +376,7 @@ def business_message_record(
         sent_at=sent_at,
     )
     if not created:
-        return InboundRecord(message=message, conversation=message.conversation, created=False)
+        return InboundRecord(message=message, created=False)
     if conversation.mode != Conversation.Mode.CLOSED:
         hold_until = now + timedelta(minutes=settings.EVA_HUMAN_HOLD_MINUTES)
         if conversation.mode == Conversation.Mode.BOT or conversation.human_until is not None:
@@ -297,7 +388,7 @@ def business_message_record(
         conversation.save(update_fields=["mode", "human_until", "handoff_reason", "handoff_at"])
         _cancel_pending_bot_replies(conversation)
     _touch(conversation, message, unread=False)
-    return InboundRecord(message=message, conversation=conversation, created=True)
+    return InboundRecord(message=message, created=True)
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ import json
 import uuid
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -37,9 +38,14 @@ class Hooks:
 
 
 def make_consumer(client, handler, name="c1", **kw) -> InboundConsumer:
+    # The command hands whole reads to InboundEventHandler.handle_batch; plain functions (a
+    # failing handler) go one entry at a time.
+    if isinstance(handler, InboundEventHandler):
+        kw["batch_handler"] = handler.handle_batch
+    else:
+        kw["handler"] = handler
     consumer = InboundConsumer(
         client=client,
-        handler=handler,
         dead_letter=lambda dead: None,
         consumer=name,
         block_ms=50,
@@ -273,12 +279,12 @@ def test_a_dead_consumers_entries_are_reclaimed_and_processed_exactly_once(
     for event in events:
         xadd_event(streams, event)
     hooks = Hooks()
-    crashed = make_consumer(streams, hooks.handler(), name="crashed")
+    make_consumer(streams, hooks.handler(), name="crashed")
     # The crashed consumer read all three; it committed the first and died before its XACK.
     read = streams.xreadgroup(contract.INBOUND_GROUP, "crashed", {stream: ">"}, count=10)
     first = json.loads(read[0][1][0][1]["event"])
     with django_capture_on_commit_callbacks(execute=True):
-        crashed.handler(first)
+        hooks.handler()(first)
     assert pending(streams) == 3
 
     survivor = make_consumer(streams, hooks.handler(), name="survivor", claim_idle_ms=100)
@@ -376,3 +382,57 @@ def test_a_deactivated_tenant_keeps_its_messages_but_gets_no_replies(
     with tenant_context(world.tenant_a):
         assert Message.objects.filter(external_id=event["wa_id"]).exists()
     assert hooks.replies == [] and pending(streams) == 0
+
+
+def test_one_read_stores_each_tenants_messages_together_and_keeps_stream_order(
+    world, streams, session_a, django_capture_on_commit_callbacks
+):
+    with tenant_context(world.tenant_b):
+        session_b = services.whatsapp_session_create(label="Beta")
+    first = text_message(session_id=session_a.session_id, tenant_schema="alpha", body="uno")
+    other = text_message(session_id=session_b.session_id, tenant_schema="beta", body="hello")
+    qr = inbound_event("qr", session_id=session_a.session_id, tenant_schema="alpha")
+    second = text_message(session_id=session_a.session_id, tenant_schema="alpha", body="dos")
+    group = text_message(
+        session_id=session_a.session_id, tenant_schema="alpha", body="hola a todos", is_group=True
+    )
+    for event in (first, other, qr, second, group):
+        xadd_event(streams, event)
+    hooks = Hooks()
+    consumer = make_consumer(streams, hooks.handler())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert consumer.step() == 5  # one read
+    assert pending(streams) == 0 and consumer.processed == 5
+    with tenant_context(world.tenant_a):
+        mine = Message.objects.filter(external_id__in=[first["wa_id"], second["wa_id"]])
+        assert list(mine.order_by("id").values_list("text", flat=True)) == ["uno", "dos"]
+        assert not Message.objects.filter(external_id=other["wa_id"]).exists()
+        assert not Message.objects.filter(external_id=group["wa_id"]).exists()
+        assert WhatsAppSession.objects.get(pk=session_a.pk).qr == qr["qr"]
+    with tenant_context(world.tenant_b):
+        assert Message.objects.get(external_id=other["wa_id"]).text == "hello"
+    assert len(hooks.replies) == 3
+
+
+def test_a_message_the_database_refuses_fails_alone_and_the_rest_of_its_read_is_stored(
+    world, streams, session_a
+):
+    events = [
+        text_message(session_id=session_a.session_id, tenant_schema="alpha", body=body)
+        for body in ("antes", "poison", "después")
+    ]
+    with tenant_context(world.tenant_a), connection.cursor() as cursor:
+        # A real refusal from PostgreSQL for one row, as a disk or constraint problem would be.
+        cursor.execute(
+            "ALTER TABLE conversations_message ADD CONSTRAINT refuse_poison "
+            "CHECK (text <> 'poison')"
+        )
+    ids = [xadd_event(streams, event) for event in events]
+    consumer = make_consumer(streams, InboundEventHandler(), max_deliveries=1)
+    consumer.run(until_idle=True)
+    assert pending(streams) == 0
+    with tenant_context(world.tenant_a):
+        stored = Message.objects.filter(external_id__in=[e["wa_id"] for e in events])
+        assert sorted(stored.values_list("text", flat=True)) == ["antes", "después"]
+    letter = DeadLetter.objects.get(task_id=f"{contract.inbound_stream()}:{ids[1]}")
+    assert letter.exception_type == "max_deliveries" and "refuse_poison" in letter.error

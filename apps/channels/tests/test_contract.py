@@ -133,3 +133,28 @@ def test_the_publisher_refuses_to_write_an_invalid_command(streams):
             session_id="alpha-abc123", tenant_schema="alpha", chat_id="no-at-sign", text="x"
         )
     assert streams.exists(contract.outbound_stream("alpha-abc123")) == 0
+
+
+def _breakages(document: dict):
+    """Every document one edit away from a valid one: each field removed, emptied, nulled,
+    given a wrong type or a malformed date/uuid, and an extra field."""
+    yield {**document, "surprise": 1}
+    for name in document:
+        for value in (None, "", 12345, "not-a-uuid", "2026-13-45T99:00:00Z", [], {}, True):
+            yield {**document, name: value}
+        yield {key: value for key, value in document.items() if key != name}
+
+
+@pytest.mark.parametrize("kind", [t["type"] for t in INDEX["types"]])
+def test_the_fast_and_the_explaining_validators_agree(kind):
+    entry = contract._validators()[kind]
+    checked = refused = 0
+    for document in [example(kind), *_breakages(example(kind))]:
+        verdict = entry.fast.is_valid(document)
+        assert verdict == entry.explaining.is_valid(document), document
+        checked += 1
+        refused += not verdict
+        if not verdict:
+            with pytest.raises(contract.ContractError):
+                contract.validate(document)
+    assert refused > checked // 2  # most single edits break a document

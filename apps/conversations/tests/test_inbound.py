@@ -8,14 +8,17 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services import (
+    InboundMessage,
     business_message_record,
     conversation_handoff,
     inbound_message_record,
+    inbound_messages_record,
     message_delivery_ack,
     message_status_update,
     message_transcript_set,
@@ -176,3 +179,87 @@ def test_handoff_by_staff_is_open_ended(world):
         conversation = Conversation.objects.get(pk=r.conversation.pk)
         assert conversation.mode == "human" and conversation.human_until is None
         assert conversation.messages.filter(kind="system").exists()
+
+
+def item(wa_id: str, text: str, *, external_id: str | None = None, **kw) -> InboundMessage:
+    return InboundMessage(
+        channel=kw.pop("channel", "whatsapp"),
+        channel_ref=kw.pop("channel_ref", "session-1"),
+        contact_wa_id=wa_id,
+        contact_phone=kw.pop("phone", None),
+        contact_name=kw.pop("name", None),
+        external_id=external_id or f"wamid.{uuid.uuid4().hex}",
+        kind=kw.pop("kind", "text"),
+        text=text,
+        media=kw.pop("media", None),
+        sent_at=timezone.now(),
+        **kw,
+    )
+
+
+VOICE_NOTE = {"ref": "a/1.ogg", "mime": "audio/ogg", "size": 3, "sha256": "0" * 64}
+
+
+def test_a_batch_is_stored_in_order_with_one_contact_and_conversation_per_customer(world):
+    with tenant_context(world.tenant_a):
+        known = record("34600100100@c.us", "primero", name="", phone=None)
+        Conversation.objects.filter(pk=known.conversation.pk).update(mode="closed")
+        batch = [
+            item("34600100100@c.us", "¿siguen abiertos?", name="Luz", phone="+34600100100"),
+            item("34600200200@c.us", "hola", name="Pablo", external_id="wamid.B1"),
+            item("34600100100@c.us", "quería el sofá"),
+            item("34600200200@c.us", "hola", external_id="wamid.B1"),  # the same id again
+            item("34600300300@c.us", "STOP"),
+            item(
+                "34600100100@c.us",
+                "",
+                kind="audio",
+                media={"ref": "a/1.ogg", "mime": "audio/ogg", "size": 3, "sha256": "0" * 64},
+            ),
+        ]
+        records = inbound_messages_record(items=batch)
+
+        assert [r.created for r in records] == [True, True, True, False, True, True]
+        assert records[3].message.pk == records[1].message.pk
+        ids = [r.message.pk for r in records if r.created]
+        assert ids == sorted(ids)  # arrival order
+        stored = Message.objects.get(pk=records[5].message.pk)
+        assert (stored.kind, stored.media["ref"], stored.direction) == ("audio", "a/1.ogg", "in")
+
+        luz = Conversation.objects.get(pk=known.conversation.pk)
+        # Reopened by the new messages, three more unread, the newest one previewed.
+        assert (luz.mode, luz.unread_count, luz.last_message_preview) == ("bot", 4, "[Audio]")
+        assert luz.contact.name == "Luz" and luz.contact.phone == "+34600100100"
+        assert {records[n].message.conversation_id for n in (0, 2, 5)} == {luz.pk}
+        pablo = Contact.objects.get(wa_id="34600200200@c.us")
+        assert pablo.name == "Pablo" and pablo.conversations.get().unread_count == 1
+        assert Contact.objects.get(wa_id="34600300300@c.us").opted_out
+        assert Contact.objects.filter(wa_id__startswith="34600").count() == 3
+
+        # The whole batch again (a consumer that died before acknowledging it): nothing new.
+        again = inbound_messages_record(items=batch)
+        assert not any(r.created for r in again)
+        assert [r.message.pk for r in again] == [r.message.pk for r in records]
+        assert Conversation.objects.get(pk=luz.pk).unread_count == 4
+    with tenant_context(world.tenant_b):
+        assert not Message.objects.exists() and not Contact.objects.exists()
+
+
+def test_a_batch_with_an_invalid_item_stores_nothing(world):
+    with tenant_context(world.tenant_a):
+        with pytest.raises(ValidationError):
+            inbound_messages_record(
+                items=[
+                    item("34600700700@c.us", "hola"),
+                    item("34600700700@c.us", "x", kind="sticker"),
+                ]
+            )
+        assert not Contact.objects.filter(wa_id="34600700700@c.us").exists()
+
+
+def test_a_contact_known_by_an_alias_gets_the_message(world):
+    with tenant_context(world.tenant_a):
+        ana = Contact.objects.create(wa_id="34600800800@c.us", wa_ids=["99887766@lid"], name="Ana")
+        r = inbound_messages_record(items=[item("99887766@lid", "soy Ana desde otro id")])[0]
+        assert r.created and r.conversation.contact_id == ana.pk
+        assert not Contact.objects.filter(wa_id="99887766@lid").exists()

@@ -71,8 +71,9 @@ class Command(BaseCommand):
     help = (
         "Consume WhatsApp events from the inbound Redis stream (consumer group "
         "inbound-consumers): store messages in their tenant, update statuses and sessions, "
-        "hand texts to the agent engine and voice notes to transcription. SIGTERM stops it "
-        "after the entry in hand."
+        "hand texts to the agent engine and voice notes to transcription. Each read (up to "
+        "--batch entries) is stored in one transaction per tenant. SIGTERM stops it after the "
+        "read in hand."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -100,14 +101,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         handler = InboundEventHandler(on_customer_text=schedule_reply, on_voice_note=transcribe)
 
-        def handle_event(event: dict[str, Any]) -> None:
+        def handle_read(events: list[dict[str, Any]]) -> list[BaseException | None]:
             # A long-running process: drop connections the database closed or that aged out.
             close_old_connections()
-            handler(event)
+            return handler.handle_batch(events)
 
         consumer = InboundConsumer(
             client=publisher.redis_client(),
-            handler=handle_event,
+            batch_handler=handle_read,
             dead_letter=lambda dead: None,
             consumer=options["consumer"],
             batch=options["batch"],
@@ -118,7 +119,7 @@ class Command(BaseCommand):
         consumer.dead_letter = record_dead_letter(consumer.stream)
 
         def stop(signum: int, frame: object) -> None:
-            logger.info("signal %s: stopping after the entry in hand", signum)
+            logger.info("signal %s: stopping after the read in hand", signum)
             consumer.stop()
 
         signal.signal(signal.SIGTERM, stop)
