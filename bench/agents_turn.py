@@ -85,6 +85,10 @@ def stub_server() -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as two writes; with Nagle's algorithm the body then waits for
+        # the client's delayed ACK of the headers (~40 ms, at random): a stall of this stub, not
+        # of EVA, that showed as 40-50 ms "model" calls. A real API does not add it.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:
             pass

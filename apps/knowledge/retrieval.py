@@ -248,13 +248,32 @@ def _vector_leg(
 RANK_CAP = 2000
 
 
-def _tsquery_sql(joiner: str) -> str:
+def _tsquery_sql(terms: str, joiner: str) -> str:
     # per configuration its terms joined by & (all) or | (any); configurations OR-ed
     return (
         "SELECT string_agg(grp, ' | ')::tsquery AS query FROM (SELECT '(' || "  # noqa: S608
         f"string_agg(DISTINCT quote_literal(lexeme), '{joiner}') || ')' AS grp "
-        "FROM terms GROUP BY cfg) g"
+        f"FROM {terms} GROUP BY cfg) g"
     )
+
+
+# The query's terms that PostgreSQL's statistics (ANALYZE of the tsvector column: its most
+# common lexemes and the share of chunks holding each) say appear in more than half of the
+# chunks or in more than RANK_CAP of them. The "any" pass leaves them out when the query has
+# rarer terms: OR-ing a word found in every chunk ("modelo" in a catalogue) made PostgreSQL
+# build a bitmap of the whole table (19 ms at 100k chunks) only to rank an arbitrary RANK_CAP of
+# them, and such a word says nothing about which chunk answers (its inverse document frequency
+# is about zero). The rarer terms are the evidence; coverage still counts every term, and the
+# "all" pass still requires every term. Without statistics yet (a fresh table) nothing is left
+# out.
+_COMMON_TERMS_SQL = (
+    "SELECT e.lexeme FROM pg_stats s, "  # noqa: S608 - RANK_CAP is an int constant
+    "unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(lexeme, freq) "
+    "WHERE s.schemaname = current_schema() AND s.tablename = 'knowledge_chunk' "
+    "AND s.attname = 'search_vector' AND e.lexeme IS NOT NULL AND (e.freq > 0.5 OR e.freq * "
+    "(SELECT greatest(c.reltuples, 0) FROM pg_class c WHERE c.oid = 'knowledge_chunk'::regclass)"
+    f" > {RANK_CAP})"
+)
 
 
 def _pass_sql(tq: str, exclude: str, scope: str, limit: str) -> str:
@@ -285,7 +304,12 @@ def _text_sql(*, scoped: bool) -> str:
     return (
         "WITH terms AS (SELECT cfg, lexeme FROM unnest(%(configs)s::text[]) AS cfg, "  # noqa: S608
         "unnest(tsvector_to_array(to_tsvector(cfg::regconfig, %(query)s))) AS lexeme), "
-        f"tq_all AS ({_tsquery_sql(' & ')}), tq_any AS ({_tsquery_sql(' | ')}), "
+        f"common AS ({_COMMON_TERMS_SQL}), "
+        "rare AS (SELECT * FROM terms WHERE lexeme NOT IN (SELECT lexeme FROM common)), "
+        "any_terms AS (SELECT * FROM rare UNION ALL "
+        "SELECT * FROM terms WHERE NOT EXISTS (SELECT 1 FROM rare)), "
+        f"tq_all AS ({_tsquery_sql('terms', ' & ')}), "
+        f"tq_any AS ({_tsquery_sql('any_terms', ' | ')}), "
         f"top_all AS ({top_all}), top_any AS ({top_any}), "
         "top AS (SELECT 0 AS pass, * FROM top_all UNION ALL SELECT 1 AS pass, * FROM top_any) "
         # coverage only for the top rows: per candidate it would dominate the cost

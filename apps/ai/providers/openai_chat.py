@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from ..errors import ProviderError
 from .base import Credentials, ProviderCall, ProviderReply
@@ -70,9 +71,13 @@ class OpenAIProvider:
     def chat(self, call: ProviderCall, credentials: Credentials) -> ProviderReply:
         messages: list[Any] = [{"role": "system", "content": call.system}]
         messages += [{"role": role, "content": text} for role, text in call.messages]
-        kwargs: dict[str, Any] = {}
+        body: dict[str, Any] = {
+            "model": call.model,
+            "messages": messages,
+            "max_completion_tokens": call.max_output_tokens,
+        }
         if call.response_schema is not None:
-            kwargs["response_format"] = {
+            body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {
                     "name": "reply",
@@ -81,11 +86,12 @@ class OpenAIProvider:
                 },
             }
         try:
-            completion = client_for(credentials, call.timeout_s).chat.completions.create(
-                model=call.model,
-                messages=messages,
-                max_completion_tokens=call.max_output_tokens,
-                **kwargs,
+            # The SDK's own request path (same client, headers, timeout, errors and response
+            # type) without ``chat.completions.create``'s walk of the params against its typed
+            # definitions: for a body that is plain JSON already it changes nothing and cost
+            # ~6 ms of CPU per reply (bench/agents_turn.py), more than the rest of the router.
+            completion = client_for(credentials, call.timeout_s).post(
+                "/chat/completions", body=body, cast_to=ChatCompletion
             )
         except openai.OpenAIError as exc:
             raise translate_error(exc) from None

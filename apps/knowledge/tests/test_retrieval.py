@@ -30,9 +30,17 @@ def faq(world, media) -> int:
     return ingest(world, world.owner_a, world.tenant_a, "faq.md", faq_markdown())
 
 
-def test_each_faq_question_finds_its_entry_in_the_top_3(world, faq):
+@pytest.mark.parametrize("analyzed", [False, True], ids=["fresh", "analyzed"])
+def test_each_faq_question_finds_its_entry_in_the_top_3(world, faq, analyzed):
+    """Also once PostgreSQL has statistics of the chunks: words common to most of the FAQ
+    ("bicicleta") then leave the "any" full-text pass, and the right entries must still win."""
     misses = []
     with tenant_context(world.tenant_a):
+        if analyzed:
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE knowledge_chunk")
         assert Chunk.objects.filter(document_id=faq).count() == len(FAQ)
         for heading, _answer, question in FAQ:
             hits = search_chunks(query=question, limit=3)
@@ -202,3 +210,47 @@ def test_full_text_ranks_all_terms_first_then_enough_of_them_and_skips_documents
         assert all(hit.metadata["similarity"] is None for hit in hits)
     with tenant_context(world.tenant_b):
         assert search_chunks(query="sofá Oslo gris entrega", limit=6) == []
+
+
+def test_a_word_in_most_chunks_does_not_crowd_out_the_rarer_words_of_the_question(world):
+    """A catalogue where every chunk says "modelo": OR-ing that word used to rank an arbitrary
+    2,000 of those chunks and miss the one chunk with the question's rarer words. PostgreSQL's
+    statistics (ANALYZE) tell the search to leave such a word out of the "any" pass."""
+    from django.contrib.postgres.search import SearchVector
+    from django.db import connection
+
+    from apps.knowledge.retrieval import RANK_CAP
+
+    with tenant_context(world.tenant_a):
+        document = _text_only_document("catalogo grande", "ready", [])
+        filler = [
+            Chunk(
+                document=document,
+                ordinal=n,
+                text=f"El sofá modelo {n} cuesta {199 + n % 700} euros.",
+                embedding_model="vendor/other@512",
+                embedding_dimensions=512,
+                embedding=[1.0] + [0.0] * 511,
+                search_config="spanish",
+            )
+            for n in range(RANK_CAP + 100)
+        ]
+        Chunk.objects.bulk_create(filler, batch_size=500)
+        wardrobe = Chunk.objects.create(
+            document=document,
+            ordinal=len(filler),
+            text="El armario Oslo mide dos metros de alto.",
+            embedding_model="vendor/other@512",
+            embedding_dimensions=512,
+            embedding=[1.0] + [0.0] * 511,
+            search_config="spanish",
+        )
+        Chunk.objects.filter(document=document).update(
+            search_vector=SearchVector("text", config="spanish")
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE knowledge_chunk")
+        hits = search_chunks(query="¿Qué mide el armario modelo Oslo?", limit=3)
+        assert [hit.chunk_id for hit in hits] == [wardrobe.pk]
+    with tenant_context(world.tenant_b):
+        assert search_chunks(query="¿Qué mide el armario modelo Oslo?", limit=3) == []
