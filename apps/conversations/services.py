@@ -44,6 +44,7 @@ _STATUS_ALIASES: dict[str, str] = {
     "error": Message.Status.FAILED,
 }
 _INBOUND_KINDS = {Message.Kind.TEXT, Message.Kind.AUDIO, Message.Kind.IMAGE, Message.Kind.DOCUMENT}
+_CHANNELS = frozenset(Conversation.Channel.values)
 LEAD_FIELDS = ("name", "email", "company", "interest", "budget", "notes")
 
 
@@ -231,7 +232,7 @@ def inbound_message_record(
 
 
 def _check(item: InboundMessage) -> None:
-    if item.channel not in Conversation.Channel.values:
+    if item.channel not in _CHANNELS:
         raise ValidationError(f"Unknown channel {item.channel!r}.")
     if item.kind not in _INBOUND_KINDS:
         raise ValidationError(f"Unknown message kind {item.kind!r}.")
