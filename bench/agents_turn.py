@@ -16,6 +16,12 @@ Sustained throughput runs the full turn in 2 processes (like an ``agent`` worker
 concurrency 2) for ``--seconds``.
 
     .venv/bin/python bench/agents_turn.py [--sizes 1000,100000] [--turns 200] [--seconds 20]
+        [--no-limit-set-calls] [--show-sql] [--profile]
+
+It runs what production runs: the project's settings (``TENANT_LIMIT_SET_CALLS`` included;
+``--[no-]limit-set-calls`` overrides it to compare). The sustained run also reports the
+machine's CPU per turn (all cores, /proc/stat) split into the EVA processes, the stub model
+server and the rest (PostgreSQL, Redis, and anything else running on the machine).
 
 Creates a throwaway database (``bench_eva_agents``, dropped at the end) and uses Redis database
 6 (purged at the end). Goal: p95 under 150 ms and at least 20 turns/s on 2 cores.
