@@ -270,10 +270,14 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    if os.environ.get("REDIS_URL") is None:
+    # Always database 6 of the Redis server (the one in REDIS_URL, else the embedded one): the
+    # bench purges its queues at the end, which must never hit a development or test database.
+    server_url = os.environ.get("REDIS_URL")
+    if server_url is None:
         from eva import embedded
 
-        os.environ["REDIS_URL"] = embedded.redis_url().rsplit("/", 1)[0] + "/6"
+        server_url = embedded.redis_url()
+    os.environ["REDIS_URL"] = server_url.rsplit("/", 1)[0] + "/6"
     import django
 
     django.setup()

@@ -223,12 +223,18 @@ def citations_for(
 # --- the turn ----------------------------------------------------------------------------------
 
 
+# What the engine reads of a message: a full row (media, citations, usage...) costs several
+# times more to fetch and build, on every turn, for up to a dozen history messages.
+_TEXT_FIELDS = ("id", "direction", "kind", "text", "transcript")
+
+
 def _history(conversation: Conversation, before_id: int) -> list[ChatMessage]:
     """The last messages before this turn, oldest first, as user/assistant turns."""
     rows = list(
         conversation.messages.filter(id__lte=before_id)
         .exclude(kind=Message.Kind.SYSTEM)
         .exclude(status=Message.Status.FAILED)
+        .only(*_TEXT_FIELDS)
         .order_by("-id")[: settings.EVA_AGENT_HISTORY_MESSAGES]
     )
     history = []
@@ -357,7 +363,9 @@ def conversation_reply(*, conversation_id: int, message_id: int) -> ReplyOutcome
     pending = list(
         conversation.messages.filter(
             direction=Message.Direction.IN, id__gt=conversation.answered_through_id
-        ).order_by("id")
+        )
+        .only(*_TEXT_FIELDS)
+        .order_by("id")
     )
     if not pending:
         return _skip("already answered")
@@ -427,6 +435,7 @@ def conversation_reply(*, conversation_id: int, message_id: int) -> ReplyOutcome
     if len(query.split()) < 4:
         previous = (
             conversation.messages.filter(direction=Message.Direction.IN, id__lt=pending[0].pk)
+            .only(*_TEXT_FIELDS)
             .order_by("-id")
             .first()
         )
