@@ -33,13 +33,14 @@ from eva.db import current_schema
 
 from . import breaker
 from .calls import AttemptsExhausted, call_with_retries
+from .config_cache import month_spend_for_budget
 from .errors import InvalidOutput, ProviderError
 from .models import UsageRecord
 from .pricing import cheaper_first
 from .providers import local_responder
 from .providers.base import ChatProvider, Credentials, ProviderCall, ProviderReply
 from .routing import RouteEntry, resolve_route
-from .selectors import budget_limit_usd, month_spend_usd
+from .selectors import budget_limit_usd
 from .services import UsageEntry, usage_record_create
 
 logger = logging.getLogger(__name__)
@@ -258,7 +259,7 @@ def _budget_route(
     limit = budget_limit_usd()
     if limit is None:
         return route, ""
-    spent = month_spend_usd()
+    spent = month_spend_for_budget(limit)
     if spent < limit:
         return route, ""
     local = route[-1]

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 
 from eva.db import current_schema
 
+from .config_cache import month_spend_add
 from .crypto import encrypt
 from .models import ProviderKey, TenantBudget, UsageRecord
 from .pricing import estimate_cost
@@ -51,7 +52,7 @@ def usage_record_create(*, entry: UsageEntry) -> UsageRecord | None:
         # outside any, the insert is its own transaction already (autocommit), and wrapping it
         # would only add a BEGIN and a COMMIT round trip to every metered call.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            return UsageRecord.objects.create(
+            record = UsageRecord.objects.create(
                 kind=entry.kind,
                 purpose=entry.purpose[:32],
                 provider=entry.provider[:32],
@@ -71,6 +72,8 @@ def usage_record_create(*, entry: UsageEntry) -> UsageRecord | None:
                 if entry.success
                 else 0,
             )
+        month_spend_add(Decimal(record.cost_usd).quantize(Decimal("1e-8")))
+        return record
     except Exception:
         logger.exception("usage record could not be written")
         return None
