@@ -3,7 +3,12 @@
 At-least-once delivery made safe: an entry is acknowledged only after its handler returned (the
 handler commits its own transaction), so a consumer that dies in between leaves the entry pending;
 entries are handled a read at a time (``batch_handler``: one call, one outcome per entry) and
-acknowledged together with one XACK, which is what keeps the consumer's cost per entry small;
+acknowledged together with one XACK, which is what keeps the consumer's cost per entry small.
+With ``make_durable`` the handler may commit without waiting for the disk (PostgreSQL's
+asynchronous commit: the rows are stored and visible at once, on disk a moment later): entries
+are then acknowledged only after ``make_durable()`` returned — when idle, or at least every
+``ack_delay_ms`` — so a database crash can lose no acknowledged entry, and the disk flush stays
+off the path from XADD to stored;
 any consumer of the group reclaims it with XAUTOCLAIM once it has been idle long enough, and the
 handler's idempotency (unique WhatsApp id, monotonic statuses) makes the second run a no-op.
 An entry that keeps failing is recorded as a dead letter after N deliveries and acknowledged, so
@@ -104,6 +109,8 @@ class InboundConsumer:
         dead_letter: DeadLetterSink,
         handler: Handler | None = None,
         batch_handler: BatchHandler | None = None,
+        make_durable: Callable[[], None] | None = None,
+        ack_delay_ms: int = 50,
         stream: str | None = None,
         group: str = contract.INBOUND_GROUP,
         consumer: str | None = None,
@@ -118,6 +125,8 @@ class InboundConsumer:
         self.client = client
         self.handler = handler
         self.batch_handler = batch_handler
+        self.make_durable = make_durable
+        self.ack_delay_ms = ack_delay_ms
         self.dead_letter = dead_letter
         self.stream = stream or contract.inbound_stream()
         self.group = group
@@ -129,6 +138,9 @@ class InboundConsumer:
         self.trim_every_s = trim_every_s
         self.stopping = False
         self.processed = 0
+        # Handled entries waiting for make_durable() before their XACK, and since when.
+        self._unflushed: list[str] = []
+        self._unflushed_since = 0.0
         self._next_claim = 0.0
         self._next_trim = time.monotonic() + trim_every_s
 
@@ -147,15 +159,29 @@ class InboundConsumer:
     def run(self, *, until_idle: bool = False) -> None:
         """Consume until stop() (or, with ``until_idle``, until a read returns nothing)."""
         self.ensure_group()
-        while not self.stopping:
-            try:
-                got = self.step()
-            except redis.ConnectionError:
-                logger.exception("inbound stream unreachable; retrying")
-                time.sleep(1)
-                continue
-            if until_idle and not got:
-                return
+        try:
+            while not self.stopping:
+                try:
+                    got = self.step()
+                except redis.ConnectionError:
+                    logger.exception("inbound stream unreachable; retrying")
+                    time.sleep(1)
+                    continue
+                if until_idle and not got:
+                    return
+        finally:
+            if self._unflushed:
+                self.flush()
+
+    def flush(self) -> None:
+        """Make what was handled durable, then acknowledge it (one XACK)."""
+        if not self._unflushed:
+            return
+        if self.make_durable is not None:
+            self.make_durable()
+        self.client.xack(self.stream, self.group, *self._unflushed)
+        self.processed += len(self._unflushed)
+        self._unflushed = []
 
     def step(self) -> int:
         """One round: reclaim abandoned entries when due, trim when due, read new ones."""
@@ -168,13 +194,19 @@ class InboundConsumer:
         if self.trim_every_s and now >= self._next_trim:
             self._next_trim = now + self.trim_every_s
             trim_consumed(self.client, self.stream)
-        block = min(self.block_ms, max(int(self.claim_idle_ms / 2), 1))
+        # With entries waiting to be acknowledged, only look (no wait): nothing new means idle,
+        # the moment to flush them.
+        block = None if self._unflushed else min(self.block_ms, max(self.claim_idle_ms // 2, 1))
         response: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=block
         )
         for _stream, entries in response or []:
             self.process_many([(entry_id, fields, 1) for entry_id, fields in entries])
             handled += len(entries)
+        if self._unflushed and (
+            not handled or (time.monotonic() - self._unflushed_since) * 1000 >= self.ack_delay_ms
+        ):
+            self.flush()
         return handled
 
     def reclaim(self) -> int:
@@ -254,9 +286,13 @@ class InboundConsumer:
                     error,
                     extra={"entry_id": entry_id, "event_type": document.get("type")},
                 )
-        if done:
+        if done and self.make_durable is None:
             self.client.xack(self.stream, self.group, *done)
             self.processed += len(done)
+        elif done:
+            if not self._unflushed:
+                self._unflushed_since = time.monotonic()
+            self._unflushed.extend(done)
 
     def _handle(self, documents: list[dict[str, Any]]) -> list[BaseException | None]:
         if self.batch_handler is not None:

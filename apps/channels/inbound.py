@@ -82,6 +82,9 @@ def _kind(event: dict[str, Any]) -> str:
 class InboundEventHandler:
     on_customer_text: MessageHook | None = None
     on_voice_note: MessageHook | None = None
+    # False: customer messages commit without waiting for the disk; the consumer then calls
+    # make_durable() before acknowledging (apps.channels.consumer).
+    wait_for_disk: bool = True
     _tenant_active: bool = True
     _tenants: dict[str, tuple[float, Tenant]] = field(default_factory=dict)
 
@@ -139,6 +142,11 @@ class InboundEventHandler:
                 )
                 for index in indexes:
                     outcomes[index] = self._apply_one(events[index])
+
+    @staticmethod
+    def make_durable() -> None:
+        """Everything applied so far is on disk once this returns."""
+        conversations.durability_wait()
 
     @staticmethod
     def _enter(tenant: Tenant) -> None:
@@ -209,7 +217,9 @@ class InboundEventHandler:
         ]
         if not items:
             return
-        records = conversations.inbound_messages_record(items=items)
+        records = conversations.inbound_messages_record(
+            items=items, wait_for_disk=self.wait_for_disk
+        )
         if not self._tenant_active:
             # A deactivated tenant keeps its data but gets no automated replies.
             return

@@ -249,7 +249,9 @@ def _consent_word(text: str) -> str:
     return "in" if _asks_to_start(said) else ""
 
 
-def inbound_messages_record(*, items: list[InboundMessage]) -> list[InboundRecord]:
+def inbound_messages_record(
+    *, items: list[InboundMessage], wait_for_disk: bool = True
+) -> list[InboundRecord]:
     """Store customer messages in order, idempotently on ``external_id``; one record per item.
 
     Creates contacts and conversations (one per contact, channel and channel_ref) on first
@@ -265,6 +267,10 @@ def inbound_messages_record(*, items: list[InboundMessage]) -> list[InboundRecor
     ``apps.agents.services.reply_schedule`` for each created text (voice notes: after the
     transcript is set). Raises ValidationError (nothing stored) if any item has an unknown
     channel or kind, or lacks its ids.
+
+    ``wait_for_disk=False`` commits asynchronously (stored and visible at once, on disk within
+    a moment): only for callers that keep their own copy until ``durability_wait()`` returned,
+    as the WhatsApp consumer keeps its stream entries unacknowledged.
     """
     for item in items:
         _check(item)
@@ -295,8 +301,10 @@ def inbound_messages_record(*, items: list[InboundMessage]) -> list[InboundRecor
     with scope, connection.cursor() as cursor:
         cursor.execute(
             "SELECT item_external_id, message_id, message_conversation_id "
-            "FROM eva_inbound_messages(%s::jsonb, %s)",
-            [json.dumps(payload, cls=DjangoJSONEncoder), now],
+            "FROM eva_inbound_messages(%s::jsonb, %s) "
+            # Local to this transaction: it decides whether its commit waits for the disk.
+            "CROSS JOIN set_config('synchronous_commit', %s, true)",
+            [json.dumps(payload, cls=DjangoJSONEncoder), now, "on" if wait_for_disk else "off"],
         )
         stored = {external_id: (pk, conversation) for external_id, pk, conversation in cursor}
     twins: dict[str, Message] = {}
@@ -335,6 +343,15 @@ def inbound_messages_record(*, items: list[InboundMessage]) -> list[InboundRecor
             new[item.external_id] = message
             records.append(InboundRecord(message=message, created=True))
     return records
+
+
+def durability_wait() -> None:
+    """Return once everything committed so far (asynchronous commits included) is on disk.
+
+    A transaction that takes an id commits synchronously, and PostgreSQL's log is written in
+    order: its flush covers every commit before it, whichever session made it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid_current()")
 
 
 @transaction.atomic

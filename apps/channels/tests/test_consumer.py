@@ -41,7 +41,11 @@ def make_consumer(client, handler, name="c1", **kw) -> InboundConsumer:
     # The command hands whole reads to InboundEventHandler.handle_batch; plain functions (a
     # failing handler) go one entry at a time.
     if isinstance(handler, InboundEventHandler):
+        # As the command runs it: messages commit without waiting for the disk, entries are
+        # acknowledged after make_durable().
+        handler.wait_for_disk = False
         kw["batch_handler"] = handler.handle_batch
+        kw["make_durable"] = handler.make_durable
     else:
         kw["handler"] = handler
     consumer = InboundConsumer(
@@ -307,10 +311,22 @@ def test_two_consumers_in_the_group_share_the_stream(world, streams, session_a):
     ]
     for event in events:
         xadd_event(streams, event)
-    one = make_consumer(streams, InboundEventHandler(), name="one", batch=3)
-    two = make_consumer(streams, InboundEventHandler(), name="two", batch=3)
+    flushes: list[int] = []
+
+    class Handler(InboundEventHandler):
+        def make_durable(self) -> None:
+            flushes.append(pending(streams))  # what is still unacknowledged at that moment
+            super().make_durable()
+
+    one = make_consumer(streams, Handler(), name="one", batch=3)
+    two = make_consumer(streams, Handler(), name="two", batch=3)
     one.step()
     two.step()
+    # Stored, but acknowledged only once on disk: at the next idle read, or ack_delay_ms later.
+    assert pending(streams) == 6 and flushes == []
+    one.step()
+    two.step()
+    assert flushes == [6, 3]  # each flushed before acknowledging its own three
     assert one.processed == 3 and two.processed == 3 and pending(streams) == 0
     with tenant_context(world.tenant_a):
         assert Message.objects.filter(external_id__in=[e["wa_id"] for e in events]).count() == 6
@@ -402,6 +418,7 @@ def test_one_read_stores_each_tenants_messages_together_and_keeps_stream_order(
     consumer = make_consumer(streams, hooks.handler())
     with django_capture_on_commit_callbacks(execute=True):
         assert consumer.step() == 5  # one read
+        assert consumer.step() == 0  # idle: flushed and acknowledged
     assert pending(streams) == 0 and consumer.processed == 5
     with tenant_context(world.tenant_a):
         mine = Message.objects.filter(external_id__in=[first["wa_id"], second["wa_id"]])

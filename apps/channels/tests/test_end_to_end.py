@@ -16,6 +16,7 @@ import uuid
 
 import psycopg
 import pytest
+import redis
 from django.test import Client
 from django_tenants.utils import tenant_context
 
@@ -65,6 +66,15 @@ def connected_session(world, e2e) -> WhatsAppSession:
     )
     assert session.phone == "5215500000042" and session.qr == ""
     return session
+
+
+def pending_on(streams, consumer: str) -> int:
+    """Entries read but not acknowledged by one consumer (0 before its group exists)."""
+    try:
+        consumers = streams.xinfo_consumers(contract.inbound_stream(), contract.INBOUND_GROUP)
+    except redis.ResponseError:  # NOGROUP: the consumer process has not started reading yet
+        return 0
+    return sum(int(c["pending"]) for c in consumers if c["name"] == consumer)
 
 
 def test_customer_text_in_staff_reply_out_delivered_ack_back(world, e2e):
@@ -167,11 +177,9 @@ def test_a_consumer_killed_between_read_and_ack_is_replaced_and_the_message_stor
         blocker.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"contact:{customer}"])
         drive(streams, session_id=sid, action="receive", **{"from": customer}, body="¿Hay stock?")
 
-        def pending_on_doomed() -> bool:
-            consumers = streams.xinfo_consumers(contract.inbound_stream(), contract.INBOUND_GROUP)
-            return any(c["name"] == "e2e-doomed" and c["pending"] > 0 for c in consumers)
-
-        wait_for(pending_on_doomed, what="the entry read by the doomed consumer")
+        wait_for(
+            lambda: pending_on(streams, "e2e-doomed"), what="the entry read by the doomed consumer"
+        )
         time.sleep(0.3)
         first.stop(signal.SIGKILL)
     finally:
@@ -212,12 +220,8 @@ def test_sigterm_lets_the_consumer_finish_the_entry_in_hand_then_exit(world, e2e
         blocker.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"contact:{customer}"])
         xadd_event(streams, event)
 
-        def in_hand() -> bool:
-            # This consumer's own pending count: another consumer's leftovers do not count.
-            consumers = streams.xinfo_consumers(contract.inbound_stream(), contract.INBOUND_GROUP)
-            return any(c["name"] == "e2e-term" and c["pending"] > 0 for c in consumers)
-
-        wait_for(in_hand, what="the entry in hand")
+        # This consumer's own pending count: another consumer's leftovers do not count.
+        wait_for(lambda: pending_on(streams, "e2e-term"), what="the entry in hand")
         consumer.proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         assert consumer.proc.poll() is None  # still finishing the entry

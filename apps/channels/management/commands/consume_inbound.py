@@ -94,13 +94,21 @@ class Command(BaseCommand):
             help="dead-letter an entry after this many failed deliveries",
         )
         parser.add_argument(
+            "--ack-delay-ms",
+            type=int,
+            default=settings.EVA_INBOUND_ACK_DELAY_MS,
+            help="acknowledge stored entries at least this often while busy (after a disk flush)",
+        )
+        parser.add_argument(
             "--until-idle",
             action="store_true",
             help="exit once a read returns nothing (drain the stream and stop)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        handler = InboundEventHandler(on_customer_text=schedule_reply, on_voice_note=transcribe)
+        handler = InboundEventHandler(
+            on_customer_text=schedule_reply, on_voice_note=transcribe, wait_for_disk=False
+        )
 
         def handle_read(events: list[dict[str, Any]]) -> list[BaseException | None]:
             # A long-running process: drop connections the database closed or that aged out.
@@ -110,6 +118,10 @@ class Command(BaseCommand):
         consumer = InboundConsumer(
             client=publisher.redis_client(),
             batch_handler=handle_read,
+            # Messages commit without waiting for the disk; entries are acknowledged once it
+            # has them (see apps.channels.consumer).
+            make_durable=handler.make_durable,
+            ack_delay_ms=options["ack_delay_ms"],
             dead_letter=lambda dead: None,
             consumer=options["consumer"],
             batch=options["batch"],
