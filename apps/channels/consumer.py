@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,7 +111,6 @@ class InboundConsumer:
         batch_handler: BatchHandler | None = None,
         make_durable: Callable[[], None] | None = None,
         ack_delay_ms: int = 50,
-        background_flush: bool = False,
         stream: str | None = None,
         group: str = contract.INBOUND_GROUP,
         consumer: str | None = None,
@@ -130,13 +127,6 @@ class InboundConsumer:
         self.batch_handler = batch_handler
         self.make_durable = make_durable
         self.ack_delay_ms = ack_delay_ms
-        # Flush (make_durable + XACK) in a thread of its own, so the read loop does not stop
-        # for the disk; make_durable then runs in that thread (its own database connection).
-        self.background_flush = background_flush and make_durable is not None
-        self._flush_requests: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
-        self._flush_busy = threading.Event()
-        self._flusher: threading.Thread | None = None
-        self._count_lock = threading.Lock()
         self.dead_letter = dead_letter
         self.stream = stream or contract.inbound_stream()
         self.group = group
@@ -180,51 +170,18 @@ class InboundConsumer:
                 if until_idle and not got:
                     return
         finally:
-            self.flush()
-            if self._flusher is not None:
-                self._flush_requests.put(None)
-                self._flusher.join()
-                self._flusher = None
-
-    def flush(self, *, wait: bool = True) -> None:
-        """Make what was handled durable, then acknowledge it (one XACK). With
-        ``background_flush`` and ``wait=False`` the flusher thread does it and this returns at
-        once (unless a flush is under way there: these entries then go with the next one)."""
-        if wait or not self.background_flush:
-            while self._flush_busy.is_set():
-                time.sleep(0.001)
             if self._unflushed:
-                ids, self._unflushed = self._unflushed, []
-                self._flush_ids(ids)
-            return
-        if not self._unflushed or self._flush_busy.is_set():
-            return
-        ids, self._unflushed = self._unflushed, []
-        self._flush_busy.set()
-        if self._flusher is None:
-            self._flusher = threading.Thread(
-                target=self._flush_loop, name="inbound-flush", daemon=True
-            )
-            self._flusher.start()
-        self._flush_requests.put(ids)
+                self.flush()
 
-    def _flush_ids(self, ids: list[str]) -> None:
+    def flush(self) -> None:
+        """Make what was handled durable, then acknowledge it (one XACK)."""
+        if not self._unflushed:
+            return
         if self.make_durable is not None:
             self.make_durable()
-        self.client.xack(self.stream, self.group, *ids)
-        with self._count_lock:
-            self.processed += len(ids)
-
-    def _flush_loop(self) -> None:
-        while (ids := self._flush_requests.get()) is not None:
-            try:
-                self._flush_ids(ids)
-            except Exception:
-                # The entries stay pending: XAUTOCLAIM hands them back after claim_idle_ms and
-                # storage is idempotent, so nothing is lost or doubled.
-                logger.exception("could not flush %s inbound entries; they stay pending", len(ids))
-            finally:
-                self._flush_busy.clear()
+        self.client.xack(self.stream, self.group, *self._unflushed)
+        self.processed += len(self._unflushed)
+        self._unflushed = []
 
     def step(self) -> int:
         """One round: reclaim abandoned entries when due, trim when due, read new ones."""
@@ -238,26 +195,18 @@ class InboundConsumer:
             self._next_trim = now + self.trim_every_s
             trim_consumed(self.client, self.stream)
         # With entries waiting to be acknowledged, only look (no wait): nothing new means idle,
-        # the moment to flush them. While a background flush is under way, wait a little.
-        if not self._unflushed:
-            block: int | None = min(self.block_ms, max(self.claim_idle_ms // 2, 1))
-        else:
-            block = 5 if self._flush_busy.is_set() else None
+        # the moment to flush them.
+        block = None if self._unflushed else min(self.block_ms, max(self.claim_idle_ms // 2, 1))
         response: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=block
         )
         for _stream, entries in response or []:
             self.process_many([(entry_id, fields, 1) for entry_id, fields in entries])
             handled += len(entries)
-        if (
-            self._unflushed
-            and not self._flush_busy.is_set()
-            and (
-                not handled
-                or (time.monotonic() - self._unflushed_since) * 1000 >= self.ack_delay_ms
-            )
+        if self._unflushed and (
+            not handled or (time.monotonic() - self._unflushed_since) * 1000 >= self.ack_delay_ms
         ):
-            self.flush(wait=False)
+            self.flush()
         return handled
 
     def reclaim(self) -> int:

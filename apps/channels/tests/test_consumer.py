@@ -5,8 +5,6 @@ of a dead consumer's entries, dead letters for poison entries (never dropped), s
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 
 import pytest
@@ -455,33 +453,3 @@ def test_a_message_the_database_refuses_fails_alone_and_the_rest_of_its_read_is_
         assert sorted(stored.values_list("text", flat=True)) == ["antes", "después"]
     letter = DeadLetter.objects.get(task_id=f"{contract.inbound_stream()}:{ids[1]}")
     assert letter.exception_type == "max_deliveries" and "refuse_poison" in letter.error
-
-
-def test_the_disk_flush_can_run_beside_the_read_loop_and_still_precedes_the_ack(
-    world, streams, session_a
-):
-    flushes: list[tuple[str, int]] = []
-
-    class Handler(InboundEventHandler):
-        def make_durable(self) -> None:
-            flushes.append((threading.current_thread().name, pending(streams)))
-            super().make_durable()
-
-    consumer = make_consumer(streams, Handler(), background_flush=True)
-    events = [
-        text_message(session_id=session_a.session_id, tenant_schema="alpha", body=f"b{i}")
-        for i in range(3)
-    ]
-    for event in events:
-        xadd_event(streams, event)
-    assert consumer.step() == 3 and pending(streams) == 3
-    deadline = time.monotonic() + 10
-    while pending(streams) and time.monotonic() < deadline:
-        consumer.step()  # idle: hands the flush to the flusher thread, then waits a little
-    assert pending(streams) == 0 and consumer.processed == 3
-    assert flushes == [("inbound-flush", 3)]  # in its own thread, before anything was acked
-    consumer.stop()
-    consumer.run()  # returns at once, stopping the flusher thread
-    assert consumer._flusher is None
-    with tenant_context(world.tenant_a):
-        assert Message.objects.filter(external_id__in=[e["wa_id"] for e in events]).count() == 3

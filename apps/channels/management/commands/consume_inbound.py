@@ -122,7 +122,6 @@ class Command(BaseCommand):
             # has them (see apps.channels.consumer).
             make_durable=handler.make_durable,
             ack_delay_ms=options["ack_delay_ms"],
-            background_flush=True,
             dead_letter=lambda dead: None,
             consumer=options["consumer"],
             batch=options["batch"],
