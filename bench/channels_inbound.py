@@ -3,14 +3,16 @@
 Measures, in one run and on the same Valkey and PostgreSQL:
 
 * **raw**: XADD → XREADGROUP → XACK of the same entries, nothing else (the baseline);
-* **EVA**: XADD → InboundConsumer with the handler ``manage.py consume_inbound`` uses (contract
-  validation, tenant from the public index, idempotent storage of each read in one transaction
-  in the tenant's schema, commit) → XACK.
+* **EVA**: XADD → InboundConsumer configured as ``manage.py consume_inbound`` configures it
+  (contract validation, tenant from the public index, idempotent storage of each read by one
+  ``eva_inbound_messages`` call in the tenant's schema, asynchronous commit) → XACK after the
+  disk flush (when idle, or every EVA_INBOUND_ACK_DELAY_MS).
 
 Each consumer runs in its own process, as ``consume_inbound`` does in production, while this
 process plays the gateway (one XADD per event). For each path: the latency from XADD to "read"
-(raw) or "stored and committed" (EVA) at paced rates (p50/p99), and the drain throughput of a
-pre-filled stream. Replies are not scheduled (no hooks): this is the channel's own cost.
+(raw) or "stored and committed" (EVA; also "on disk and acknowledged") at paced rates
+(p50/p99), and the drain throughput of a pre-filled stream. Replies are not scheduled (no
+hooks): this is the channel's own cost. The tenant starts with ``--history`` messages.
 
     .venv/bin/python bench/channels_inbound.py [--seconds 5] [--rates 100,1000] [--drain 5000]
 
