@@ -251,7 +251,7 @@ RANK_CAP = 2000
 def _tsquery_sql(terms: str, joiner: str) -> str:
     # per configuration its terms joined by & (all) or | (any); configurations OR-ed
     return (
-        "SELECT string_agg(grp, ' | ')::tsquery AS query FROM (SELECT '(' || "  # noqa: S608
+        "SELECT string_agg(grp, ' | ')::tsquery AS query FROM (SELECT '(' || "  # noqa: S608 - fixed names and joiners
         f"string_agg(DISTINCT quote_literal(lexeme), '{joiner}') || ')' AS grp "
         f"FROM {terms} GROUP BY cfg) g"
     )
@@ -279,12 +279,12 @@ _COMMON_TERMS_SQL = (
 def _pass_sql(tq: str, exclude: str, scope: str, limit: str) -> str:
     """One pass: at most RANK_CAP matching chunks, the best ``limit`` of them by ts_rank."""
     candidates = (
-        f"SELECT c.id, c.search_vector FROM knowledge_chunk c, {tq} "  # noqa: S608
+        f"SELECT c.id, c.search_vector FROM knowledge_chunk c, {tq} "  # noqa: S608 - fixed clauses
         f"WHERE {tq}.query IS NOT NULL AND c.search_vector @@ {tq}.query "
         f"AND NOT (c.document_id = ANY(%(not_ready)s)) {exclude}{scope}LIMIT {RANK_CAP}"
     )
     return (
-        f"SELECT k.id, k.search_vector, ts_rank(k.search_vector, {tq}.query, 1) AS rank "  # noqa: S608
+        f"SELECT k.id, k.search_vector, ts_rank(k.search_vector, {tq}.query, 1) AS rank "  # noqa: S608 - fixed clauses
         f"FROM ({candidates}) k, {tq} ORDER BY rank DESC, k.id LIMIT {limit}"
     )
 
@@ -302,7 +302,7 @@ def _text_sql(*, scoped: bool) -> str:
         "%(pool)s - (SELECT count(*) FROM top_all)",
     )
     return (
-        "WITH terms AS (SELECT cfg, lexeme FROM unnest(%(configs)s::text[]) AS cfg, "  # noqa: S608
+        "WITH terms AS (SELECT cfg, lexeme FROM unnest(%(configs)s::text[]) AS cfg, "  # noqa: S608 - fixed clauses
         "unnest(tsvector_to_array(to_tsvector(cfg::regconfig, %(query)s))) AS lexeme), "
         f"common AS ({_COMMON_TERMS_SQL}), "
         "rare AS (SELECT * FROM terms WHERE lexeme NOT IN (SELECT lexeme FROM common)), "
