@@ -1,0 +1,128 @@
+"""Handoff to a person, return to the bot, closing, and staff replies."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.conversations.models import Conversation, Message
+from apps.conversations.services._thread import _touch
+from apps.conversations.services.delivery import _cancel_pending_bot_replies, _deliver_on_commit
+
+
+def _system_note(conversation: Conversation, text: str) -> Message:
+    return Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.OUT,
+        sender=Message.Sender.SYSTEM,
+        kind=Message.Kind.SYSTEM,
+        text=text,
+        status=Message.Status.DELIVERED,
+    )
+
+
+@transaction.atomic
+def conversation_handoff(
+    *, conversation_id: int, reason: str, user: User | None = None
+) -> Conversation:
+    """Switch to ``human``: the bot stays silent (replies computed earlier are refused when they
+    try to store, and stored-but-unsent ones are cancelled) until staff return it to the bot."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    if conversation.mode == Conversation.Mode.HUMAN and conversation.human_until is None:
+        return conversation
+    conversation.mode = Conversation.Mode.HUMAN
+    conversation.human_until = None
+    conversation.handoff_reason = reason[:200]
+    conversation.handoff_at = timezone.now()
+    fields = ["mode", "human_until", "handoff_reason", "handoff_at"]
+    if user is not None:
+        conversation.assigned_to = user
+        fields.append("assigned_to")
+    conversation.save(update_fields=fields)
+    _cancel_pending_bot_replies(conversation)
+    _system_note(conversation, f"Handed to a human: {reason}"[:500])
+    return conversation
+
+
+@transaction.atomic
+def conversation_return_to_bot(*, conversation_id: int, user: User | None = None) -> Conversation:
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    if conversation.mode == Conversation.Mode.BOT:
+        return conversation
+    conversation.mode = Conversation.Mode.BOT
+    conversation.human_until = None
+    conversation.low_relevance_turns = 0
+    # Messages that arrived while a human was in charge are theirs; the bot answers new ones.
+    last_in = (
+        conversation.messages.filter(direction=Message.Direction.IN)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    conversation.answered_through_id = max(conversation.answered_through_id, last_in or 0)
+    conversation.save(
+        update_fields=["mode", "human_until", "low_relevance_turns", "answered_through_id"]
+    )
+    who = user.email if user is not None else "system"
+    _system_note(conversation, f"Returned to the bot by {who}")
+    return conversation
+
+
+@transaction.atomic
+def conversation_close(*, conversation_id: int, user: User | None = None) -> Conversation:
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    if conversation.mode != Conversation.Mode.CLOSED:
+        conversation.mode = Conversation.Mode.CLOSED
+        conversation.unread_count = 0
+        conversation.save(update_fields=["mode", "unread_count"])
+        _cancel_pending_bot_replies(conversation)
+        who = user.email if user is not None else "system"
+        _system_note(conversation, f"Closed by {who}")
+    return conversation
+
+
+def conversation_mark_read(*, conversation: Conversation) -> None:
+    if conversation.unread_count:
+        Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
+        conversation.unread_count = 0
+
+
+@transaction.atomic
+def staff_message_send(*, conversation_id: int, author: User, text: str) -> Message:
+    """A staff member's reply: stored, queued and handed to the channel for delivery. Replying
+    takes the conversation over (mode ``human``) so the bot does not answer alongside staff."""
+    text = text.strip()
+    if not text:
+        raise ValidationError("Write a message first.")
+    if len(text) > 4096:
+        raise ValidationError("WhatsApp messages are limited to 4,096 characters.")
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    if conversation.mode == Conversation.Mode.CLOSED:
+        raise ValidationError("This conversation is closed.")
+    if conversation.mode == Conversation.Mode.BOT or conversation.human_until is not None:
+        conversation.mode = Conversation.Mode.HUMAN
+        conversation.human_until = None
+        conversation.handoff_reason = "staff replied"
+        conversation.handoff_at = timezone.now()
+        conversation.assigned_to = conversation.assigned_to or author
+        conversation.save(
+            update_fields=["mode", "human_until", "handoff_reason", "handoff_at", "assigned_to"]
+        )
+        _cancel_pending_bot_replies(conversation)
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.OUT,
+        sender=Message.Sender.STAFF,
+        kind=Message.Kind.TEXT,
+        text=text,
+        status=Message.Status.QUEUED,
+        author=author,
+        sent_at=timezone.now(),
+    )
+    conversation.unread_count = 0
+    conversation.save(update_fields=["unread_count"])
+    _touch(conversation, message, unread=False)
+    _deliver_on_commit(message.pk)
+    return message

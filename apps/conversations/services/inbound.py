@@ -1,0 +1,328 @@
+"""Storing what customers send (and what the business types on its own phone), idempotently."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.conversations.models import Contact, Conversation, Message
+from apps.conversations.services._thread import _preview, _touch
+from apps.conversations.services.consent import _apply_consent, _consent_word
+from apps.conversations.services.delivery import _cancel_pending_bot_replies
+
+_INBOUND_KINDS = {Message.Kind.TEXT, Message.Kind.AUDIO, Message.Kind.IMAGE, Message.Kind.DOCUMENT}
+_CHANNELS = frozenset(Conversation.Channel.values)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One customer message as a surface received it (see ``inbound_messages_record``)."""
+
+    channel: str
+    channel_ref: str
+    contact_wa_id: str
+    contact_phone: str | None
+    contact_name: str | None
+    external_id: str
+    kind: str
+    text: str
+    media: dict[str, Any] | None
+    sent_at: datetime
+    agent_id: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    message: Message
+    created: bool
+
+    @property
+    def conversation(self) -> Conversation:
+        """The message's conversation (loaded on first use, in the current tenant's schema)."""
+        return self.message.conversation
+
+
+def _lock(key: str) -> None:
+    """Serialize concurrent first messages of one contact (transaction-scoped advisory lock):
+    without it two workers could each create the contact."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"contact:{key}"])
+
+
+def _contact_for(
+    *, wa_id: str, phone: str | None, name: str | None, now: datetime, simulated: bool
+) -> Contact:
+    _lock(wa_id)
+    contact = (
+        Contact.objects.filter(Q(wa_id=wa_id) | Q(wa_ids__contains=[wa_id])).order_by("id").first()
+    )
+    if contact is None:
+        return Contact.objects.create(
+            wa_id=wa_id,
+            phone=phone or "",
+            name=(name or "").strip()[:150],
+            first_contact_at=now,
+            last_contact_at=now,
+            is_simulated=simulated,
+        )
+    changed = ["last_contact_at", "updated_at"]
+    contact.last_contact_at = now
+    if phone and not contact.phone:
+        contact.phone = phone
+        changed.append("phone")
+    if name and not contact.name:
+        contact.name = name.strip()[:150]
+        changed.append("name")
+    contact.save(update_fields=changed)
+    return contact
+
+
+def _message_create_once(*, external_id: str, **fields: Any) -> tuple[Message, bool]:
+    """Insert a message unless one with ``external_id`` exists; return it and whether it is new.
+
+    A savepoint: a concurrent insert of the same external id (a redelivery racing the first
+    delivery) is a duplicate to return, not an error that aborts the caller's transaction."""
+    try:
+        with transaction.atomic():
+            return Message.objects.create(external_id=external_id, **fields), True
+    except IntegrityError:
+        found = Message.objects.select_related("conversation").get(external_id=external_id)
+        return found, False
+
+
+def _human_hold_expired(conversation: Conversation, now: datetime) -> bool:
+    return (
+        conversation.mode == Conversation.Mode.HUMAN
+        and conversation.human_until is not None
+        and conversation.human_until <= now
+    )
+
+
+def inbound_message_record(
+    *,
+    channel: str,
+    channel_ref: str,
+    contact_wa_id: str,
+    contact_phone: str | None,
+    contact_name: str | None,
+    external_id: str,
+    kind: str,
+    text: str,
+    media: dict[str, Any] | None,
+    sent_at: datetime,
+    agent_id: int | None = None,
+) -> InboundRecord:
+    """Store one customer message: ``inbound_messages_record`` with a single item.
+    ``agent_id`` (the simulator) binds a new conversation to an agent; otherwise the engine
+    picks the default agent."""
+    item = InboundMessage(
+        channel=channel,
+        channel_ref=channel_ref,
+        contact_wa_id=contact_wa_id,
+        contact_phone=contact_phone,
+        contact_name=contact_name,
+        external_id=external_id,
+        kind=kind,
+        text=text,
+        media=media,
+        sent_at=sent_at,
+        agent_id=agent_id,
+    )
+    record = inbound_messages_record(items=[item])[0]
+    record.conversation  # noqa: B018 - loaded now, while the tenant's schema is current
+    return record
+
+
+def _check(item: InboundMessage) -> None:
+    if item.channel not in _CHANNELS:
+        raise ValidationError(f"Unknown channel {item.channel!r}.")
+    if item.kind not in _INBOUND_KINDS:
+        raise ValidationError(f"Unknown message kind {item.kind!r}.")
+    if not item.external_id or not item.contact_wa_id:
+        raise ValidationError("external_id and contact_wa_id are required.")
+
+
+def inbound_messages_record(
+    *, items: list[InboundMessage], wait_for_disk: bool = True
+) -> list[InboundRecord]:
+    """Store customer messages in order, idempotently on ``external_id``; one record per item.
+
+    Creates contacts and conversations (one per contact, channel and channel_ref) on first
+    contact, reopens closed conversations, ends expired business-phone holds, binds a
+    conversation to the item's ``agent_id`` (the simulator), and marks a contact opted out (or
+    back in) when a text says so. A redelivered ``external_id`` (already stored, or earlier in
+    the same call) changes nothing and comes back with ``created=False``.
+
+    The storing runs in PostgreSQL (``eva_inbound_messages``, migration 0003): one statement,
+    atomic by itself (no transaction block needed), one round trip for a whole batch, which
+    is what lets the WhatsApp consumer store what one stream read
+    returned at a thousand messages a second. Callers then call
+    ``apps.agents.services.reply_schedule`` for each created text (voice notes: after the
+    transcript is set). Raises ValidationError (nothing stored) if any item has an unknown
+    channel or kind, or lacks its ids.
+
+    ``wait_for_disk=False`` commits asynchronously (stored and visible at once, on disk within
+    a moment): only for callers that keep their own copy until ``durability_wait()`` returned,
+    as the WhatsApp consumer keeps its stream entries unacknowledged.
+    """
+    for item in items:
+        _check(item)
+    payload = [
+        {
+            "ord": position,
+            "external_id": item.external_id,
+            "wa_id": item.contact_wa_id,
+            "phone": item.contact_phone or "",
+            "name": (item.contact_name or "").strip()[:150],
+            "simulated": item.channel == Conversation.Channel.SIMULATOR,
+            "channel": item.channel,
+            "channel_ref": item.channel_ref or "",
+            "kind": item.kind,
+            "text": item.text or "",
+            "media": item.media,
+            "sent_at": item.sent_at.isoformat(),
+            "agent_id": item.agent_id,
+            "preview": _preview(item.text or f"[{Message.Kind(item.kind).label}]"),
+            "consent": _consent_word(item.text or ""),
+        }
+        for position, item in enumerate(items)
+    ]
+    now = timezone.now()
+    # One statement commits by itself; inside a caller's transaction it gets a savepoint, so a
+    # refusal leaves the caller's transaction usable (the consumer then retries one by one).
+    scope = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    with scope, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT item_external_id, message_id, message_conversation_id "
+            "FROM eva_inbound_messages(%s::jsonb, %s) "
+            # Local to this transaction: it decides whether its commit waits for the disk.
+            "CROSS JOIN set_config('synchronous_commit', %s, true)",
+            [json.dumps(payload, cls=DjangoJSONEncoder), now, "on" if wait_for_disk else "off"],
+        )
+        stored = {external_id: (pk, conversation) for external_id, pk, conversation in cursor}
+    twins: dict[str, Message] = {}
+    if len(stored) < len(items):  # redeliveries (or the same id twice in this call)
+        twins = {
+            str(message.external_id): message
+            for message in Message.objects.filter(
+                external_id__in=[i.external_id for i in items if i.external_id not in stored]
+            )
+        }
+    records = []
+    new: dict[str, Message] = {}
+    for item in items:
+        if item.external_id in new:
+            # The same id twice in one call: stored once, the second is a redelivery.
+            records.append(InboundRecord(message=new[item.external_id], created=False))
+        elif item.external_id not in stored:
+            records.append(InboundRecord(message=twins[item.external_id], created=False))
+        else:
+            message_id, conversation_id = stored[item.external_id]
+            message = Message(
+                pk=message_id,
+                conversation_id=conversation_id,
+                direction=Message.Direction.IN,
+                sender=Message.Sender.CUSTOMER,
+                kind=item.kind,
+                text=item.text or "",
+                media=item.media,
+                external_id=item.external_id,
+                status=Message.Status.RECEIVED,
+                sent_at=item.sent_at,
+                created_at=now,
+            )
+            message._state.adding = False
+            message._state.db = connection.alias
+            new[item.external_id] = message
+            records.append(InboundRecord(message=message, created=True))
+    return records
+
+
+def durability_wait() -> None:
+    """Return once everything committed so far (asynchronous commits included) is on disk.
+
+    A transaction that takes an id commits synchronously, and PostgreSQL's log is written in
+    order: its flush covers every commit before it, whichever session made it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid_current()")
+
+
+@transaction.atomic
+def business_message_record(
+    *,
+    channel_ref: str,
+    contact_wa_id: str,
+    contact_phone: str | None,
+    external_id: str,
+    kind: str,
+    text: str,
+    media: dict[str, Any] | None,
+    sent_at: datetime,
+) -> InboundRecord:
+    """Store a message the business typed on its own phone (not sent by EVA) and hand the
+    conversation to a human for ``EVA_HUMAN_HOLD_MINUTES``: a person is talking, the bot must
+    not talk over them. Idempotent on ``external_id`` (also matches EVA's own sends, whose ids
+    are linked when the gateway acknowledges them)."""
+    if kind not in _INBOUND_KINDS:
+        raise ValidationError(f"Unknown message kind {kind!r}.")
+    found = Message.objects.select_related("conversation").filter(external_id=external_id).first()
+    if found is not None:
+        return InboundRecord(message=found, created=False)
+    now = timezone.now()
+    contact = _contact_for(
+        wa_id=contact_wa_id, phone=contact_phone, name=None, now=now, simulated=False
+    )
+    conversation, _ = Conversation.objects.select_for_update().get_or_create(
+        contact=contact, channel=Conversation.Channel.WHATSAPP, channel_ref=channel_ref or ""
+    )
+    message, created = _message_create_once(
+        conversation=conversation,
+        direction=Message.Direction.OUT,
+        sender=Message.Sender.BUSINESS,
+        kind=kind,
+        text=text or "",
+        media=media,
+        external_id=external_id,
+        status=Message.Status.SENT,
+        sent_at=sent_at,
+    )
+    if not created:
+        return InboundRecord(message=message, created=False)
+    if conversation.mode != Conversation.Mode.CLOSED:
+        hold_until = now + timedelta(minutes=settings.EVA_HUMAN_HOLD_MINUTES)
+        if conversation.mode == Conversation.Mode.BOT or conversation.human_until is not None:
+            # A human mode set by staff (no end time) stays open-ended.
+            conversation.human_until = hold_until
+        conversation.mode = Conversation.Mode.HUMAN
+        conversation.handoff_reason = "business replied from its phone"
+        conversation.handoff_at = now
+        conversation.save(update_fields=["mode", "human_until", "handoff_reason", "handoff_at"])
+        _cancel_pending_bot_replies(conversation)
+    _touch(conversation, message, unread=False)
+    return InboundRecord(message=message, created=True)
+
+
+@transaction.atomic
+def message_transcript_set(*, message_id: int, transcript: str, language: str | None) -> Message:
+    """Attach a voice note's transcript; it then counts as the message's text (and can opt out)."""
+    message = Message.objects.select_related("conversation__contact").get(pk=message_id)
+    message.transcript = transcript.strip()
+    message.transcript_language = (language or "")[:10]
+    message.save(update_fields=["transcript", "transcript_language"])
+    conversation = message.conversation
+    if message.direction == Message.Direction.IN:
+        _apply_consent(conversation.contact, message.transcript, timezone.now())
+        if conversation.messages.order_by("-id").values_list("id", flat=True).first() == message.pk:
+            conversation.last_message_preview = _preview(message.transcript)
+            conversation.save(update_fields=["last_message_preview"])
+    return message
