@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import ApiToken, User
@@ -25,7 +26,7 @@ def user_create(
     email = User.objects.normalize_email(email.strip()).lower()
     validate_email(email)
     if User.objects.filter(email=email).exists():
-        raise ValidationError(f"A user with email {email} already exists.")
+        raise ValidationError(_("A user with email %(email)s already exists.") % {"email": email})
     if role not in User.Role.values:
         raise ValidationError(f"Unknown role {role!r}; use one of {', '.join(User.Role.values)}.")
     user = User(email=email, role=role, full_name=full_name)
@@ -93,7 +94,7 @@ def api_token_create(*, created_by: User, name: str) -> tuple[ApiToken, str]:
     """Create a token in the current tenant; return it with the raw key, which is never stored."""
     name = name.strip()
     if not name:
-        raise ValidationError("Give the token a name, e.g. the integration that will use it.")
+        raise ValidationError(_("Give the token a name, e.g. the integration that will use it."))
     prefix = secrets.token_hex(4)
     raw_key = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     token = ApiToken.objects.create(

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from apps.agents.models import Agent
 
@@ -47,28 +48,34 @@ def _validate(agent: Agent) -> None:
     # The one-default constraint is kept by _take_default, not reported as an error.
     agent.full_clean(exclude=["created_at", "updated_at"], validate_constraints=False)
     if agent.knowledge_scope == Agent.KnowledgeScope.SELECTED and not agent.document_ids:
-        raise ValidationError({"document_ids": "Choose at least one document, or use all."})
+        raise ValidationError({"document_ids": _("Choose at least one document, or use all.")})
     if agent.document_ids:
         from apps.knowledge.selectors import document_list
 
         known = set(document_list().filter(pk__in=agent.document_ids).values_list("pk", flat=True))
         unknown = sorted(set(agent.document_ids) - known)
         if unknown:
-            raise ValidationError({"document_ids": f"No such documents: {unknown}."})
+            raise ValidationError(
+                {"document_ids": _("No such documents: %(ids)s.") % {"ids": unknown}}
+            )
     if agent.handoff_outside_hours and (agent.hours_start is None or agent.hours_end is None):
-        raise ValidationError({"hours_start": "Set business hours to hand off outside them."})
+        raise ValidationError({"hours_start": _("Set business hours to hand off outside them.")})
     if any(day not in range(1, 8) for day in agent.business_days):
-        raise ValidationError({"business_days": "Days are 1 (Monday) to 7 (Sunday)."})
+        raise ValidationError({"business_days": _("Days are 1 (Monday) to 7 (Sunday).")})
     if not 50 <= agent.max_reply_chars <= 4096:
-        raise ValidationError({"max_reply_chars": "Between 50 and 4,096 characters."})
+        raise ValidationError({"max_reply_chars": _("Between 50 and 4,096 characters.")})
     try:
         from zoneinfo import ZoneInfo
 
         ZoneInfo(agent.timezone)
     except (KeyError, ValueError) as exc:
-        raise ValidationError({"timezone": f"Unknown time zone {agent.timezone!r}."}) from exc
+        raise ValidationError(
+            {"timezone": _("Unknown time zone %(zone)s.") % {"zone": repr(agent.timezone)}}
+        ) from exc
     except Exception as exc:  # ZoneInfoNotFoundError subclasses KeyError; keep the message clear
-        raise ValidationError({"timezone": f"Unknown time zone {agent.timezone!r}."}) from exc
+        raise ValidationError(
+            {"timezone": _("Unknown time zone %(zone)s.") % {"zone": repr(agent.timezone)}}
+        ) from exc
     agent.sales_goals = list(dict.fromkeys(agent.sales_goals))
     agent.handoff_keywords = [k.strip() for k in agent.handoff_keywords if k.strip()]
 

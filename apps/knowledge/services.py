@@ -18,6 +18,7 @@ from django.core.files.base import File
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.ai.embeddings import EmbeddingModel, embed_texts, embedding_model_active
@@ -95,8 +96,8 @@ def document_upload(*, uploaded_by: User | None, upload: File, title: str = "") 
     if size > settings.KNOWLEDGE_MAX_FILE_BYTES:
         raise DocumentRejectedError(
             "too_large",
-            f"The file is {_megabytes(size)}; the limit is "
-            f"{_megabytes(settings.KNOWLEDGE_MAX_FILE_BYTES)} per file.",
+            _("The file is %(size)s; the limit is %(limit)s per file.")
+            % {"size": _megabytes(size), "limit": _megabytes(settings.KNOWLEDGE_MAX_FILE_BYTES)},
         )
     name = PurePath(upload.name or "document").name
     stream = cast(BinaryIO, upload)  # Django's File proxies read/seek to the real file
@@ -121,9 +122,15 @@ def document_upload(*, uploaded_by: User | None, upload: File, title: str = "") 
         if used + size > settings.KNOWLEDGE_MAX_TENANT_BYTES:
             raise DocumentRejectedError(
                 "quota_exceeded",
-                f"Your documents already use {_megabytes(used)} of "
-                f"{_megabytes(settings.KNOWLEDGE_MAX_TENANT_BYTES)}; this file "
-                f"({_megabytes(size)}) does not fit. Delete documents you no longer need.",
+                _(
+                    "Your documents already use %(used)s of %(limit)s; this file (%(size)s) "
+                    "does not fit. Delete documents you no longer need."
+                )
+                % {
+                    "used": _megabytes(used),
+                    "limit": _megabytes(settings.KNOWLEDGE_MAX_TENANT_BYTES),
+                    "size": _megabytes(size),
+                },
             )
         document = Document(
             title=(title.strip() or PurePath(name).stem or name)[:200],

@@ -145,3 +145,49 @@ def test_dashboard_crud_and_isolation(world):
     assert owner.post(f"/agents/{agent.pk}/delete/").status_code == 302
     with tenant_context(world.tenant_a):
         assert not Agent.objects.filter(name="Marta").exists()
+
+
+def test_refusals_speak_the_users_language(world):
+    """A Spanish-speaking owner reads why a change was refused in Spanish (API and inbox)."""
+    from django.core.exceptions import ValidationError
+    from django.utils import timezone, translation
+
+    from apps.accounts.models import User
+    from apps.conversations.services import (
+        conversation_close,
+        inbound_message_record,
+        staff_message_send,
+    )
+
+    owner = logged_in(world.owner_a)
+    created = owner.post("/api/v1/agents/", AGENT, content_type="application/json")
+    agent_id = created.json()["id"]
+    for language, expected in (("es", "Entre 50 y 4.096 caracteres."), ("en", "Between 50")):
+        refused = owner.patch(
+            f"/api/v1/agents/{agent_id}/",
+            {"max_reply_chars": 10},
+            content_type="application/json",
+            HTTP_ACCEPT_LANGUAGE=language,
+        )
+        assert refused.status_code == 400
+        assert expected in str(refused.json()["error"]["fields"]["max_reply_chars"])
+    with tenant_context(world.tenant_a):
+        assert Agent.objects.get(pk=agent_id).max_reply_chars == 500  # nothing changed
+        record = inbound_message_record(
+            channel="simulator",
+            channel_ref="",
+            contact_wa_id="sim:idioma",
+            contact_phone=None,
+            contact_name=None,
+            external_id="sim:idioma:1",
+            kind="text",
+            text="hola",
+            media=None,
+            sent_at=timezone.now(),
+        )
+        conversation_close(conversation_id=record.conversation.pk)
+        owner_user = User.objects.get(email=world.owner_a.email)
+        with translation.override("es"), pytest.raises(ValidationError, match="está cerrada"):
+            staff_message_send(
+                conversation_id=record.conversation.pk, author=owner_user, text="¿Sigue ahí?"
+            )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.conversations.models import Conversation, Message
@@ -95,12 +96,12 @@ def staff_message_send(*, conversation_id: int, author: User, text: str) -> Mess
     takes the conversation over (mode ``human``) so the bot does not answer alongside staff."""
     text = text.strip()
     if not text:
-        raise ValidationError("Write a message first.")
+        raise ValidationError(_("Write a message first."))
     if len(text) > 4096:
-        raise ValidationError("WhatsApp messages are limited to 4,096 characters.")
+        raise ValidationError(_("WhatsApp messages are limited to 4,096 characters."))
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     if conversation.mode == Conversation.Mode.CLOSED:
-        raise ValidationError("This conversation is closed.")
+        raise ValidationError(_("This conversation is closed."))
     if conversation.mode == Conversation.Mode.BOT or conversation.human_until is not None:
         conversation.mode = Conversation.Mode.HUMAN
         conversation.human_until = None
