@@ -30,7 +30,23 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+def stop_with_parent() -> None:
+    """Stop when `make` stops. A signal sent to make alone (a process manager, `timeout`; not
+    Ctrl-C, which reaches the whole terminal group) ends make without passing it on, and this
+    process with every service it started would keep running: ask Linux to send SIGTERM here
+    when the parent goes."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent went before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main() -> int:
+    stop_with_parent()
     os.chdir(ROOT)
     # Values already in the environment win over the .env file.
     env = read_dotenv(ROOT / ".env") | os.environ.copy()
