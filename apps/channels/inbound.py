@@ -22,7 +22,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -70,6 +69,17 @@ def _media(ref: dict[str, Any] | None) -> dict[str, Any] | None:
 def _e164(phone: str | None) -> str | None:
     """The contract's phones are digits only; contacts store E.164 with the plus."""
     return f"+{phone}" if phone else None
+
+
+def _deferred(hook: MessageHook, message: Message) -> Callable[[], None]:
+    """``hook(message)`` as an on-commit callback whose name says which hook and message (Django
+    logs it when a robust callback fails)."""
+
+    def call() -> None:
+        hook(message)
+
+    call.__qualname__ = f"{getattr(hook, '__qualname__', repr(hook))}(message {message.pk})"
+    return call
 
 
 def _kind(event: dict[str, Any]) -> str:
@@ -233,7 +243,10 @@ class InboundEventHandler:
                 hook, target = self.on_customer_text, message
             else:
                 continue
-            transaction.on_commit(partial(hook, target))
+            # robust: a hook that fails (the broker unreachable) is logged with its message and
+            # does not stop the hooks of the other messages of the read, nor make the consumer
+            # store the read again message by message.
+            transaction.on_commit(_deferred(hook, target), robust=True)
 
     def _on_outgoing_from_phone(self, event: dict[str, Any]) -> None:
         if event["is_group"]:

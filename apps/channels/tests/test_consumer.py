@@ -453,3 +453,29 @@ def test_a_message_the_database_refuses_fails_alone_and_the_rest_of_its_read_is_
         assert sorted(stored.values_list("text", flat=True)) == ["antes", "después"]
     letter = DeadLetter.objects.get(task_id=f"{contract.inbound_stream()}:{ids[1]}")
     assert letter.exception_type == "max_deliveries" and "refuse_poison" in letter.error
+
+
+def test_a_failing_hook_does_not_stop_the_other_messages_of_the_read(
+    world, streams, session_a, django_capture_on_commit_callbacks
+):
+    handed: list[str] = []
+
+    def schedule(message) -> None:
+        if message.text == "boom":
+            raise ConnectionError("broker unreachable")
+        handed.append(message.text)
+
+    events = [
+        text_message(session_id=session_a.session_id, tenant_schema="alpha", body=body)
+        for body in ("uno", "boom", "tres")
+    ]
+    for event in events:
+        xadd_event(streams, event)
+    consumer = make_consumer(streams, InboundEventHandler(on_customer_text=schedule))
+    with django_capture_on_commit_callbacks(execute=True):
+        consumer.run(until_idle=True)
+    assert handed == ["uno", "tres"] and pending(streams) == 0
+    with tenant_context(world.tenant_a):
+        stored = Message.objects.filter(external_id__in=[e["wa_id"] for e in events])
+        assert sorted(stored.values_list("text", flat=True)) == ["boom", "tres", "uno"]
+    assert not DeadLetter.objects.filter(task_id__startswith=contract.inbound_stream()).exists()
