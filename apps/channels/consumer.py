@@ -206,7 +206,13 @@ class InboundConsumer:
         if self._unflushed and (
             not handled or (time.monotonic() - self._unflushed_since) * 1000 >= self.ack_delay_ms
         ):
-            self.flush()
+            try:
+                self.flush()
+            except Exception:
+                # The database is unreachable: the entries stay pending (unacknowledged) and the
+                # next round tries again; a consumer that dies meanwhile loses nothing either.
+                logger.exception("could not flush %s entries; retrying", len(self._unflushed))
+                time.sleep(1)
         return handled
 
     def reclaim(self) -> int:

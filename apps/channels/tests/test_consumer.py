@@ -479,3 +479,24 @@ def test_a_failing_hook_does_not_stop_the_other_messages_of_the_read(
         stored = Message.objects.filter(external_id__in=[e["wa_id"] for e in events])
         assert sorted(stored.values_list("text", flat=True)) == ["boom", "tres", "uno"]
     assert not DeadLetter.objects.filter(task_id__startswith=contract.inbound_stream()).exists()
+
+
+def test_entries_stay_pending_while_the_flush_fails_and_are_acknowledged_once_it_works(
+    world, streams, session_a
+):
+    failures = [RuntimeError("database unreachable")]
+
+    class Handler(InboundEventHandler):
+        def make_durable(self) -> None:
+            if failures:
+                raise failures.pop()
+            super().make_durable()
+
+    consumer = make_consumer(streams, Handler())
+    event = text_message(session_id=session_a.session_id, tenant_schema="alpha", body="hola")
+    xadd_event(streams, event)
+    assert consumer.step() == 1
+    consumer.step()  # idle: the flush fails; the loop goes on
+    assert pending(streams) == 1 and consumer.processed == 0
+    consumer.step()  # idle again: the flush works
+    assert pending(streams) == 0 and consumer.processed == 1
