@@ -30,7 +30,6 @@ Creates a throwaway database (``bench_eva_agents``, dropped at the end) and uses
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import multiprocessing
 import os
@@ -42,6 +41,9 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+# bench/ is this script's own directory, first on sys.path
+from _shared import copy_chunks, percentile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eva.settings")
@@ -78,11 +80,6 @@ def machine_busy_seconds() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def stub_server() -> ThreadingHTTPServer:
@@ -130,58 +127,11 @@ def stub_server() -> ThreadingHTTPServer:
 
 def fill_chunks(document_id: int, model_key: str, start: int, stop: int, vectors) -> None:
     """COPY chunks ``start..stop`` (text from the templates, vectors of the same sentences)."""
-    from django.db import connection
-    from pgvector.psycopg import register_vector
-    from psycopg.types.json import Jsonb
-
-    with connection.cursor():
-        pass  # sets the tenant's search_path on the raw connection
-    raw = connection.connection
-    register_vector(raw)
-    now = dt.datetime.now(dt.UTC)
-    columns = (
-        "document_id, ordinal, text, section, metadata, embedding_model, embedding_dimensions, "
-        "embedding, search_config, created_at"
+    copy_chunks(
+        document_id,
+        model_key,
+        ((n, sentence(n), vectors[n % len(vectors)]) for n in range(start, stop)),
     )
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(f"COPY knowledge_chunk ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy,
-    ):
-        copy.set_types(
-            [
-                "int8",
-                "int4",
-                "text",
-                "varchar",
-                "jsonb",
-                "varchar",
-                "int4",
-                "vector",
-                "varchar",
-                "timestamptz",
-            ]
-        )
-        for ordinal in range(start, stop):
-            text, vector = sentence(ordinal), vectors[ordinal % len(vectors)]
-            copy.write_row(
-                [
-                    document_id,
-                    ordinal,
-                    text,
-                    "",
-                    Jsonb({}),
-                    model_key,
-                    len(vector),
-                    vector,
-                    "spanish",
-                    now,
-                ]
-            )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE knowledge_chunk SET search_vector = to_tsvector('spanish', text) "
-            "WHERE search_vector IS NULL"
-        )
 
 
 def sentence(ordinal: int) -> str:

@@ -35,6 +35,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+# bench/ is this script's own directory, first on sys.path
+from _shared import percentile
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eva.settings")
 os.environ.setdefault("DEBUG", "0")
@@ -71,11 +74,6 @@ def message_event(i: int) -> dict[str, Any]:
         "quoted_wa_id": None,
         "is_group": False,
     }
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def consumer_process(mode: str, group: str, expected: int, batch: int, pipe: Any) -> None:

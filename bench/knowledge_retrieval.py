@@ -20,12 +20,14 @@ Creates a throwaway database (``bench_eva_knowledge_retrieval``, dropped at the 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+# bench/ is this script's own directory, first on sys.path
+from _shared import copy_chunks, percentile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eva.settings")
@@ -44,11 +46,6 @@ plazo financiación descuento estudiante regalo alquiler montaña carretera urba
 WORDS = _WORDS.split()
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def clustered(rng, centroids, count: int):
     import numpy as np
 
@@ -59,59 +56,11 @@ def clustered(rng, centroids, count: int):
 
 
 def insert(document_id: int, key: str, start: int, vectors, rng) -> None:
-    from django.db import connection
-    from pgvector.psycopg import register_vector
-    from psycopg.types.json import Jsonb
-
-    with connection.cursor():
-        pass  # makes django-tenants set the tenant's search_path on the connection
-    raw = connection.connection
-    register_vector(raw)
-    now = dt.datetime.now(dt.UTC)
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(
-            "COPY knowledge_chunk (document_id, ordinal, text, section, metadata, embedding_model, "
-            "embedding_dimensions, embedding, search_config, created_at) "
-            "FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy,
-    ):
-        copy.set_types(
-            [
-                "int8",
-                "int4",
-                "text",
-                "varchar",
-                "jsonb",
-                "varchar",
-                "int4",
-                "vector",
-                "varchar",
-                "timestamptz",
-            ]
-        )
-        for offset, vector in enumerate(vectors):
-            words = " ".join(WORDS[i] for i in rng.integers(0, len(WORDS), size=12))
-            ordinal = start + offset
-            copy.write_row(
-                [
-                    document_id,
-                    ordinal,
-                    f"Producto {ordinal}: {words}",
-                    "",
-                    Jsonb({}),
-                    key,
-                    DIMS,
-                    vector,
-                    "spanish",
-                    now,
-                ]
-            )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE knowledge_chunk SET search_vector = to_tsvector('spanish', text) "
-            "WHERE search_vector IS NULL"
-        )
+    rows = []
+    for offset, vector in enumerate(vectors):
+        words = " ".join(WORDS[i] for i in rng.integers(0, len(WORDS), size=12))
+        rows.append((start + offset, f"Producto {start + offset}: {words}", vector))
+    copy_chunks(document_id, key, rows)
 
 
 def main() -> None:
