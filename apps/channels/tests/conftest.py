@@ -182,6 +182,24 @@ def in_alpha(world, work: Callable[[], Any]) -> Any:
     return committed(scoped)
 
 
+def started_session(world, e2e, label: str) -> str:
+    """A number of tenant A started through the gateway (its fake client pairs by itself) and
+    ready; returns its session id (removed by the e2e fixture afterwards)."""
+    from apps.channels import services
+    from apps.channels.models import WhatsAppSession
+
+    session = in_alpha(world, lambda: services.whatsapp_session_create(label=label))
+    e2e["sessions"].append(session.session_id)
+    in_alpha(world, lambda: services.whatsapp_session_start(session=session))
+    sid = session.session_id
+    wait_for(
+        lambda: in_alpha(world, lambda: WhatsAppSession.objects.get(session_id=sid).status)
+        == "ready",
+        what="the session ready",
+    )
+    return sid
+
+
 @pytest.fixture
 def e2e(world, streams, celery_worker, tmp_path) -> Iterator[dict[str, Any]]:
     """The gateway and consumer processes, and the clean-up of everything the test made."""

@@ -31,6 +31,7 @@ from apps.channels.tests.conftest import (
     drive,
     in_alpha,
     inbound_drained,
+    started_session,
     wait_for,
 )
 from apps.conversations.models import Message
@@ -157,16 +158,7 @@ def test_a_consumer_killed_between_read_and_ack_is_replaced_and_the_message_stor
     streams = e2e["streams"]
     first = e2e["consumer"]("e2e-doomed")
     e2e["gateway"]()
-    session = in_alpha(world, lambda: services.whatsapp_session_create(label="E2E crash"))
-    e2e["sessions"].append(session.session_id)
-    in_alpha(world, lambda: services.whatsapp_session_start(session=session))
-    sid = session.session_id
-
-    def ready() -> bool:
-        status = in_alpha(world, lambda: WhatsAppSession.objects.get(session_id=sid).status)
-        return bool(status == "ready")
-
-    wait_for(ready, what="the session ready")
+    sid = started_session(world, e2e, "E2E crash")
     customer = f"52166{uuid.uuid4().int % 10**8:08d}@c.us"
     e2e["wa_ids"].append(customer)
 

@@ -8,9 +8,7 @@ import uuid
 
 import pytest
 
-from apps.channels import services
-from apps.channels.models import WhatsAppSession
-from apps.channels.tests.conftest import FAKE_SENT, drive, in_alpha, wait_for
+from apps.channels.tests.conftest import FAKE_SENT, drive, in_alpha, started_session, wait_for
 from apps.conversations.models import Message
 
 pytestmark = pytest.mark.django_db
@@ -27,16 +25,7 @@ def test_customer_text_answered_by_the_agent_engine_and_delivered(world, e2e):
     e2e["cleanup"].append(lambda: Agent.objects.filter(pk=agent.pk).delete())
     e2e["consumer"]("e2e-engine")
     e2e["gateway"]()
-    session = in_alpha(world, lambda: services.whatsapp_session_create(label="E2E engine"))
-    e2e["sessions"].append(session.session_id)
-    in_alpha(world, lambda: services.whatsapp_session_start(session=session))
-    sid = session.session_id
-
-    def ready() -> bool:
-        status = in_alpha(world, lambda: WhatsAppSession.objects.get(session_id=sid).status)
-        return bool(status == "ready")
-
-    wait_for(ready, what="the session ready")
+    sid = started_session(world, e2e, "E2E engine")
     customer = f"52177{uuid.uuid4().int % 10**8:08d}@c.us"
     e2e["wa_ids"].append(customer)
     drive(
