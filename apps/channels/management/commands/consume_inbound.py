@@ -73,14 +73,24 @@ class Command(BaseCommand):
         "Consume WhatsApp events from the inbound Redis stream (consumer group "
         "inbound-consumers): store messages in their tenant, update statuses and sessions, "
         "hand texts to the agent engine and voice notes to transcription. Each read (up to "
-        "--batch entries) is stored in one transaction per tenant. SIGTERM stops it after the "
-        "read in hand."
+        "--batch entries) is stored in one transaction per tenant; entries are acknowledged once "
+        "the database has them on disk. SIGTERM stops it after the read in hand."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--consumer", help="consumer name (default <hostname>-<pid>)")
-        parser.add_argument("--batch", type=int, default=settings.EVA_INBOUND_BATCH)
-        parser.add_argument("--block-ms", type=int, default=settings.EVA_INBOUND_BLOCK_MS)
+        parser.add_argument(
+            "--batch",
+            type=int,
+            default=settings.EVA_INBOUND_BATCH,
+            help="entries read (and stored together) at most per read",
+        )
+        parser.add_argument(
+            "--block-ms",
+            type=int,
+            default=settings.EVA_INBOUND_BLOCK_MS,
+            help="how long one read waits for new entries (ms)",
+        )
         parser.add_argument(
             "--claim-idle-ms",
             type=int,
