@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -66,7 +67,10 @@ class Conversation(models.Model):
         HUMAN = "human", _("Human")
         CLOSED = "closed", _("Closed")
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
+    # Indexed by conversation_per_channel (contact, channel, channel_ref), below.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="conversations", db_index=False
+    )
     channel = models.CharField(_("channel"), max_length=12, choices=Channel.choices)
     # The WhatsApp session id the customer wrote to; "" for the simulator.
     channel_ref = models.CharField(_("channel reference"), max_length=64, blank=True)
@@ -136,8 +140,9 @@ class Message(models.Model):
         READ = "read", _("Read")
         FAILED = "failed", _("Failed")
 
+    # Indexed by message_thread (conversation, id), below.
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages"
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
     direction = models.CharField(max_length=3, choices=Direction.choices)
     sender = models.CharField(max_length=10, choices=Sender.choices)
@@ -147,15 +152,19 @@ class Message(models.Model):
     transcript_language = models.CharField(max_length=10, blank=True)
     # {"ref", "mime", "size", "sha256"}: a reference into the shared media storage, never bytes.
     media = models.JSONField(null=True, blank=True)
-    # The channel's id of the message (WhatsApp message id). Unique, so a redelivered inbound
-    # message is stored once. Outbound replies get it when the gateway acknowledges the send.
-    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
-    # The event_id of the outbound command that carries this message to the gateway.
-    command_event_id = models.UUIDField(null=True, blank=True, unique=True)
+    # The channel's id of the message (WhatsApp message id). Unique (message_external_id), so a
+    # redelivered inbound message is stored once. Outbound replies get it when the gateway
+    # acknowledges the send.
+    # NULL, not "": many messages have none yet, and only the set ones must be unique.
+    external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    # The event_id of the outbound command that carries this message to the gateway; unique
+    # among the messages that have one (message_command_event_id).
+    command_event_id = models.UUIDField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices)
     error = models.CharField(max_length=300, blank=True)
+    # Staff replies only; indexed where set (message_author), below.
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, db_index=False
     )
     # Bot replies: what produced them, for the inbox, the simulator and cost reports.
     provider = models.CharField(max_length=40, blank=True)
@@ -172,12 +181,27 @@ class Message(models.Model):
     # The inbound messages this reply answered (a burst gets one reply).
     replied_to_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
+        # Every inbound message updates each index of this table, at up to a thousand messages a
+        # second: only the indexes queries use, none a second one covers, and none holding the
+        # NULLs of the columns only some messages have (docs/whatsapp.md, "Performance").
         indexes = [
             models.Index(fields=["conversation", "id"], name="message_thread"),
+            models.Index(
+                fields=["author"], condition=Q(author__isnull=False), name="message_author"
+            ),
+        ]
+        constraints = [
+            # A constraint, not unique=True: that would add a second (LIKE) index on the column.
+            models.UniqueConstraint(fields=["external_id"], name="message_external_id"),
+            models.UniqueConstraint(
+                fields=["command_event_id"],
+                condition=Q(command_event_id__isnull=False),
+                name="message_command_event_id",
+            ),
         ]
 
     def __str__(self) -> str:
