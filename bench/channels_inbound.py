@@ -5,8 +5,9 @@ Measures, in one run and on the same Valkey and PostgreSQL:
 * **raw**: XADD → XREADGROUP → XACK of the same entries, nothing else (the baseline);
 * **EVA**: XADD → InboundConsumer configured as ``manage.py consume_inbound`` configures it
   (contract validation, tenant from the public index, idempotent storage of each read by one
-  ``eva_inbound_messages`` call in the tenant's schema, asynchronous commit) → XACK after the
-  disk flush (when idle, or every EVA_INBOUND_ACK_DELAY_MS).
+  ``eva_inbound_messages`` call in the tenant's schema, asynchronous commit) → XACK once the
+  database's log on disk covers the entry (checked every EVA_INBOUND_ACK_DELAY_MS; a flush after
+  that long without new entries). The drain ends with a flush and the last XACK.
 
 Each consumer runs in its own process, as ``consume_inbound`` does in production, while this
 process plays the gateway (one XADD per event). For each path: the latency from XADD to "read"
@@ -76,10 +77,28 @@ def message_event(i: int) -> dict[str, Any]:
     }
 
 
+class AckRecorder:
+    """The consumer's Redis client, noting when each entry is acknowledged."""
+
+    def __init__(self, client: Any, acked: dict[str, float]) -> None:
+        self._client = client
+        self._acked = acked
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def xack(self, stream: str, group: str, *entry_ids: str) -> Any:
+        outcome = self._client.xack(stream, group, *entry_ids)
+        now = time.monotonic()
+        for entry_id in entry_ids:
+            self._acked[entry_id] = now
+        return outcome
+
+
 def consumer_process(mode: str, group: str, expected: int, batch: int, pipe: Any) -> None:
     """Consume ``expected`` events in ``group``; send back {event_id: monotonic time stored and
-    committed}, {event_id: monotonic time acknowledged after the disk flush} (EVA), the busy
-    time from the first read to the last acknowledgement, and per-read handler figures."""
+    committed}, {entry_id: monotonic time acknowledged once on disk} (EVA), the busy time from
+    the first read to the last acknowledgement, and per-read handler figures."""
     from django.db import connection
 
     from apps.channels import contract
@@ -118,15 +137,6 @@ def consumer_process(mode: str, group: str, expected: int, batch: int, pipe: Any
         from django.conf import settings
 
         handler = InboundEventHandler(wait_for_disk=False)
-        unflushed: list[str] = []
-
-        def make_durable() -> None:
-            covered = unflushed[:]  # committed before the flush below starts: covered by it
-            del unflushed[: len(covered)]
-            handler.make_durable()
-            now = time.monotonic()
-            for event_id in covered:
-                durable[event_id] = now
 
         def handle_read(events: list[dict[str, Any]]) -> list[BaseException | None]:
             begin, cpu = time.monotonic(), time.process_time()
@@ -137,13 +147,13 @@ def consumer_process(mode: str, group: str, expected: int, batch: int, pipe: Any
             for event, outcome in zip(events, outcomes, strict=True):
                 if outcome is None:
                     done[event["event_id"]] = now
-                    unflushed.append(event["event_id"])
             return outcomes
 
         consumer = InboundConsumer(
-            client=client,
+            client=AckRecorder(client, durable),
             batch_handler=handle_read,
-            make_durable=make_durable,
+            make_durable=handler.make_durable,
+            durable_position=handler.durable_position,
             ack_delay_ms=settings.EVA_INBOUND_ACK_DELAY_MS,
             dead_letter=lambda dead: print("dead letter:", dead.error),
             group=group,
@@ -152,8 +162,11 @@ def consumer_process(mode: str, group: str, expected: int, batch: int, pipe: Any
             block_ms=1000,
             trim_every_s=0,
         )
-        while len(durable) < expected:
+        while len(done) < expected:
             consumer.step()
+        # All stored: make the rest durable and acknowledge it now rather than after the idle
+        # wait (ack_delay_ms) the consumer allows the database to write it on its own.
+        consumer.flush()
         connection.close()
     pipe.send((done, durable, time.monotonic() - first_read[0], handling))
 
@@ -257,6 +270,7 @@ def main() -> None:
                 count = int(rate * args.seconds)
                 process, pipe = start_consumer(mode, group, count, batch)
                 sent: dict[str, float] = {}
+                entry_of: dict[str, str] = {}
                 interval = 1.0 / rate
                 begin = time.monotonic()
                 for n in range(count):
@@ -265,11 +279,15 @@ def main() -> None:
                         time.sleep(delay)
                     event = message_event(counter + n)
                     sent[event["event_id"]] = time.monotonic()
-                    client.xadd(stream, {"event": json.dumps(event)})
+                    entry_of[event["event_id"]] = client.xadd(stream, {"event": json.dumps(event)})
                 counter += count
                 done, durable, _busy, handling = finish(process, pipe, timeout=120)
                 latencies = [(done[key] - started) * 1000 for key, started in sent.items()]
-                acked = [(durable[key] - sent[key]) * 1000 for key in sent if key in durable]
+                acked = [
+                    (durable[entry_of[key]] - sent[key]) * 1000
+                    for key in sent
+                    if entry_of[key] in durable
+                ]
                 reads = (
                     f"on disk and acknowledged p50/p99 {statistics.median(acked):.1f}/"
                     f"{percentile(acked, 99):.1f} ms; "

@@ -421,8 +421,9 @@ EVA_INBOUND_BLOCK_MS = env.integer("EVA_INBOUND_BLOCK_MS", 2000, minimum=1)
 EVA_INBOUND_CLAIM_IDLE_MS = env.integer("EVA_INBOUND_CLAIM_IDLE_MS", 30000, minimum=100)
 # After this many deliveries an entry is recorded as a dead letter and acknowledged.
 EVA_INBOUND_MAX_DELIVERIES = env.integer("EVA_INBOUND_MAX_DELIVERIES", 5, minimum=1)
-# Messages commit without waiting for the disk; their entries are acknowledged after a flush,
-# when the consumer is idle or at least this often (ms) while it is busy.
+# Messages commit without waiting for the disk; their entries are acknowledged once on disk:
+# while busy the consumer checks this often (ms) how far the log is on disk; after this long
+# without new entries it flushes (apps.channels.consumer).
 EVA_INBOUND_ACK_DELAY_MS = env.integer("EVA_INBOUND_ACK_DELAY_MS", 50, minimum=0)
 # Replies older than this are worthless: the gateway reports them "expired" instead of sending.
 EVA_OUTBOUND_REPLY_TTL_S = env.integer("EVA_OUTBOUND_REPLY_TTL_S", 600, minimum=0)

@@ -6,9 +6,13 @@ entries are handled a read at a time (``batch_handler``: one call, one outcome p
 acknowledged together with one XACK, which is what keeps the consumer's cost per entry small.
 With ``make_durable`` the handler may commit without waiting for the disk (PostgreSQL's
 asynchronous commit: the rows are stored and visible at once, on disk a moment later): entries
-are then acknowledged only after ``make_durable()`` returned — when idle, or at least every
-``ack_delay_ms`` — so a database crash can lose no acknowledged entry, and the disk flush stays
-off the path from XADD to stored;
+are then acknowledged only once they are on disk, so a database crash can lose no acknowledged
+entry, and the disk flush stays off the path from XADD to stored. With ``durable_position`` the
+consumer never waits for the disk while entries keep coming: at most every ``ack_delay_ms`` it
+asks where the database's log ends and how much of it is on disk (one cheap query) and
+acknowledges the entries committed before a position the disk has reached (PostgreSQL writes
+asynchronous commits within a fraction of a second on its own). Only after ``ack_delay_ms``
+without new entries (or when stopping) does it call ``make_durable()``, a flush it waits for;
 any consumer of the group reclaims it with XAUTOCLAIM once it has been idle long enough, and the
 handler's idempotency (unique WhatsApp id, monotonic statuses) makes the second run a no-op.
 An entry that keeps failing is recorded as a dead letter after N deliveries and acknowledged, so
@@ -110,6 +114,7 @@ class InboundConsumer:
         handler: Handler | None = None,
         batch_handler: BatchHandler | None = None,
         make_durable: Callable[[], None] | None = None,
+        durable_position: Callable[[], tuple[int, int]] | None = None,
         ack_delay_ms: int = 50,
         stream: str | None = None,
         group: str = contract.INBOUND_GROUP,
@@ -125,7 +130,10 @@ class InboundConsumer:
         self.client = client
         self.handler = handler
         self.batch_handler = batch_handler
+        if durable_position is not None and make_durable is None:
+            raise TypeError("durable_position needs make_durable (the flush when idle)")
         self.make_durable = make_durable
+        self.durable_position = durable_position
         self.ack_delay_ms = ack_delay_ms
         self.dead_letter = dead_letter
         self.stream = stream or contract.inbound_stream()
@@ -138,9 +146,12 @@ class InboundConsumer:
         self.trim_every_s = trim_every_s
         self.stopping = False
         self.processed = 0
-        # Handled entries waiting for make_durable() before their XACK, and since when.
+        # Handled entries not known to be on disk yet: those without a log position, since
+        # when, and those with one (the end of the log when they were all committed).
         self._unflushed: list[str] = []
         self._unflushed_since = 0.0
+        self._positioned: list[tuple[int, list[str]]] = []
+        self._next_check = 0.0
         self._next_claim = 0.0
         self._next_trim = time.monotonic() + trim_every_s
 
@@ -170,18 +181,38 @@ class InboundConsumer:
                 if until_idle and not got:
                     return
         finally:
-            if self._unflushed:
+            if self._waiting():
                 self.flush()
 
+    def _waiting(self) -> bool:
+        return bool(self._unflushed or self._positioned)
+
     def flush(self) -> None:
-        """Make what was handled durable, then acknowledge it (one XACK)."""
-        if not self._unflushed:
+        """Make what was handled durable (waiting for the disk), then acknowledge it."""
+        self._settle(wait=True)
+
+    def _settle(self, *, wait: bool) -> None:
+        """Acknowledge (one XACK) the handled entries on disk: all of them after a flush
+        (``wait``), else those committed before the log position the disk has reached."""
+        if not self._waiting():
             return
-        if self.make_durable is not None:
-            self.make_durable()
-        self.client.xack(self.stream, self.group, *self._unflushed)
-        self.processed += len(self._unflushed)
-        self._unflushed = []
+        self._next_check = time.monotonic() + self.ack_delay_ms / 1000
+        if wait or self.durable_position is None:
+            if self.make_durable is not None:
+                self.make_durable()
+            done = self._unflushed + [entry for _at, ids in self._positioned for entry in ids]
+            self._unflushed, self._positioned = [], []
+        else:
+            written, on_disk = self.durable_position()
+            if self._unflushed:
+                # Committed before this query: they lie before the log's end it returned.
+                self._positioned.append((written, self._unflushed))
+                self._unflushed = []
+            done = [entry for at, ids in self._positioned if at <= on_disk for entry in ids]
+            self._positioned = [(at, ids) for at, ids in self._positioned if at > on_disk]
+        if done:
+            self.client.xack(self.stream, self.group, *done)
+            self.processed += len(done)
 
     def step(self) -> int:
         """One round: reclaim abandoned entries when due, trim when due, read new ones."""
@@ -194,25 +225,47 @@ class InboundConsumer:
         if self.trim_every_s and now >= self._next_trim:
             self._next_trim = now + self.trim_every_s
             trim_consumed(self.client, self.stream)
-        # With entries waiting to be acknowledged, only look (no wait): nothing new means idle,
-        # the moment to flush them.
-        block = None if self._unflushed else min(self.block_ms, max(self.claim_idle_ms // 2, 1))
+        # With entries waiting to be acknowledged, only look (no wait): nothing new means idle.
+        waiting = self._waiting()
+        handled += self._read(
+            block=None if waiting else min(self.block_ms, max(self.claim_idle_ms // 2, 1))
+        )
+        if not self._waiting():
+            return handled
+        try:
+            if handled and self.durable_position is None:
+                if (time.monotonic() - self._unflushed_since) * 1000 >= self.ack_delay_ms:
+                    self._settle(wait=True)
+            elif handled:
+                if time.monotonic() >= self._next_check:
+                    self._settle(wait=False)
+            elif self.durable_position is None:
+                self._settle(wait=True)  # idle: the moment to flush
+            else:
+                # Idle: acknowledge what is on disk already, then give the database up to
+                # ack_delay_ms to write the rest on its own; still idle after that, flush.
+                self._settle(wait=False)
+                if self._waiting():
+                    handled += self._read(block=max(self.ack_delay_ms, 1))
+                    self._settle(wait=not handled)
+        except Exception:
+            # The database is unreachable: the entries stay pending (unacknowledged) and the
+            # next round tries again; a consumer that dies meanwhile loses nothing either.
+            logger.exception("could not flush %s entries; retrying", self._waiting_count())
+            time.sleep(1)
+        return handled
+
+    def _waiting_count(self) -> int:
+        return len(self._unflushed) + sum(len(ids) for _at, ids in self._positioned)
+
+    def _read(self, *, block: int | None) -> int:
         response: Any = self.client.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=block
         )
+        handled = 0
         for _stream, entries in response or []:
             self.process_many([(entry_id, fields, 1) for entry_id, fields in entries])
             handled += len(entries)
-        if self._unflushed and (
-            not handled or (time.monotonic() - self._unflushed_since) * 1000 >= self.ack_delay_ms
-        ):
-            try:
-                self.flush()
-            except Exception:
-                # The database is unreachable: the entries stay pending (unacknowledged) and the
-                # next round tries again; a consumer that dies meanwhile loses nothing either.
-                logger.exception("could not flush %s entries; retrying", len(self._unflushed))
-                time.sleep(1)
         return handled
 
     def reclaim(self) -> int:
@@ -296,8 +349,9 @@ class InboundConsumer:
             self.client.xack(self.stream, self.group, *done)
             self.processed += len(done)
         elif done:
-            if not self._unflushed:
+            if not self._waiting():
                 self._unflushed_since = time.monotonic()
+                self._next_check = self._unflushed_since + self.ack_delay_ms / 1000
             self._unflushed.extend(done)
 
     def _handle(self, documents: list[dict[str, Any]]) -> list[BaseException | None]:

@@ -92,8 +92,9 @@ def _kind(event: dict[str, Any]) -> str:
 class InboundEventHandler:
     on_customer_text: MessageHook | None = None
     on_voice_note: MessageHook | None = None
-    # False: customer messages commit without waiting for the disk; the consumer then calls
-    # make_durable() before acknowledging (apps.channels.consumer).
+    # False: customer messages commit without waiting for the disk; the consumer acknowledges
+    # them once durable_position() shows them on disk, or after make_durable()
+    # (apps.channels.consumer).
     wait_for_disk: bool = True
     _tenant_active: bool = True
     _tenants: dict[str, tuple[float, Tenant]] = field(default_factory=dict)
@@ -157,6 +158,12 @@ class InboundEventHandler:
     def make_durable() -> None:
         """Everything applied so far is on disk once this returns."""
         conversations.durability_wait()
+
+    @staticmethod
+    def durable_position() -> tuple[int, int]:
+        """(log position after everything applied so far, log position on disk): what was
+        applied is on disk once a later call's second value reaches this call's first."""
+        return conversations.durability_position()
 
     @staticmethod
     def _enter(tenant: Tenant) -> None:

@@ -42,10 +42,11 @@ def make_consumer(client, handler, name="c1", **kw) -> InboundConsumer:
     # failing handler) go one entry at a time.
     if isinstance(handler, InboundEventHandler):
         # As the command runs it: messages commit without waiting for the disk, entries are
-        # acknowledged after make_durable().
+        # acknowledged once the log on disk covers them, or after make_durable() when idle.
         handler.wait_for_disk = False
         kw["batch_handler"] = handler.handle_batch
         kw["make_durable"] = handler.make_durable
+        kw["durable_position"] = handler.durable_position
     else:
         kw["handler"] = handler
     consumer = InboundConsumer(
@@ -311,22 +312,14 @@ def test_two_consumers_in_the_group_share_the_stream(world, streams, session_a):
     ]
     for event in events:
         xadd_event(streams, event)
-    flushes: list[int] = []
-
-    class Handler(InboundEventHandler):
-        def make_durable(self) -> None:
-            flushes.append(pending(streams))  # what is still unacknowledged at that moment
-            super().make_durable()
-
-    one = make_consumer(streams, Handler(), name="one", batch=3)
-    two = make_consumer(streams, Handler(), name="two", batch=3)
+    one = make_consumer(streams, InboundEventHandler(), name="one", batch=3)
+    two = make_consumer(streams, InboundEventHandler(), name="two", batch=3)
     one.step()
     two.step()
-    # Stored, but acknowledged only once on disk: at the next idle read, or ack_delay_ms later.
-    assert pending(streams) == 6 and flushes == []
+    # Stored, but acknowledged only once on disk: when idle, or ack_delay_ms later.
+    assert pending(streams) == 6
     one.step()
     two.step()
-    assert flushes == [6, 3]  # each flushed before acknowledging its own three
     assert one.processed == 3 and two.processed == 3 and pending(streams) == 0
     with tenant_context(world.tenant_a):
         assert Message.objects.filter(external_id__in=[e["wa_id"] for e in events]).count() == 6
@@ -500,3 +493,54 @@ def test_entries_stay_pending_while_the_flush_fails_and_are_acknowledged_once_it
     assert pending(streams) == 1 and consumer.processed == 0
     consumer.step()  # idle again: the flush works
     assert pending(streams) == 0 and consumer.processed == 1
+
+
+class LogPositions(InboundEventHandler):
+    """The handler with a log whose positions the test sets: (end written, end on disk)."""
+
+    def __init__(self, positions: list[tuple[int, int]]) -> None:
+        super().__init__()
+        self.positions = positions
+        self.flushes = 0
+
+    def durable_position(self) -> tuple[int, int]:
+        return self.positions.pop(0)
+
+    def make_durable(self) -> None:
+        self.flushes += 1
+        super().make_durable()
+
+
+def test_busy_entries_are_acknowledged_once_the_log_on_disk_covers_them_without_a_flush(
+    world, streams, session_a
+):
+    handler = LogPositions([(1000, 500), (1200, 900), (1300, 1300)])
+    consumer = make_consumer(streams, handler, ack_delay_ms=0)
+    for body in ("uno", "dos"):
+        xadd_event(
+            streams, text_message(session_id=session_a.session_id, tenant_schema="alpha", body=body)
+        )
+    assert consumer.step() == 2
+    # Committed before the log reached 1000; the disk is at 500: not acknowledged yet.
+    assert pending(streams) == 2 and handler.positions == [(1200, 900), (1300, 1300)]
+    xadd_event(
+        streams, text_message(session_id=session_a.session_id, tenant_schema="alpha", body="tres")
+    )
+    assert consumer.step() == 1  # busy: the disk at 900 still does not cover the first two
+    assert pending(streams) == 3
+    consumer.step()  # idle: the log (1300) is on disk, all three with it: no flush needed
+    assert pending(streams) == 0 and consumer.processed == 3
+    assert handler.flushes == 0 and handler.positions == []
+    with tenant_context(world.tenant_a):
+        assert Message.objects.filter(text__in=["uno", "dos", "tres"]).count() == 3
+
+
+def test_an_idle_consumer_flushes_what_the_disk_does_not_have_yet(world, streams, session_a):
+    handler = LogPositions([(1000, 10)])
+    consumer = make_consumer(streams, handler, ack_delay_ms=20)
+    xadd_event(
+        streams, text_message(session_id=session_a.session_id, tenant_schema="alpha", body="hola")
+    )
+    assert consumer.step() == 1 and pending(streams) == 1 and handler.flushes == 0
+    consumer.step()  # idle: the disk is behind; after 20 ms without entries, a flush
+    assert handler.flushes == 1 and pending(streams) == 0 and consumer.processed == 1

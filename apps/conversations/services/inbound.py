@@ -248,6 +248,22 @@ def inbound_messages_record(
     return records
 
 
+def durability_position() -> tuple[int, int]:
+    """(the end of the database's log, the end of what is on disk), as byte positions.
+
+    Everything this connection committed before the call (asynchronous commits included) lies
+    before the first; it is on disk once a later call's second reaches that position. One cheap
+    query that waits for nothing: PostgreSQL writes asynchronous commits to disk on its own
+    within a few hundred milliseconds (``wal_writer_delay``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint, "
+            "(pg_current_wal_flush_lsn() - '0/0')::bigint"
+        )
+        written, on_disk = cursor.fetchone()
+    return written, on_disk
+
+
 def durability_wait() -> None:
     """Return once everything committed so far (asynchronous commits included) is on disk.
 

@@ -17,6 +17,7 @@ from apps.conversations.services import (
     InboundMessage,
     business_message_record,
     conversation_handoff,
+    durability_position,
     inbound_message_record,
     inbound_messages_record,
     message_delivery_ack,
@@ -263,3 +264,27 @@ def test_a_contact_known_by_an_alias_gets_the_message(world):
         r = inbound_messages_record(items=[item("99887766@lid", "soy Ana desde otro id")])[0]
         assert r.created and r.conversation.contact_id == ana.pk
         assert not Contact.objects.filter(wa_id="99887766@lid").exists()
+
+
+def test_an_asynchronous_commit_reaches_the_disk_without_anyone_waiting_for_it(world):
+    """What the WhatsApp consumer relies on to acknowledge without waiting for the disk: after a
+    commit that did not wait (the consumer's), durability_position() reports a log end that the
+    log on disk reaches on its own (PostgreSQL's WAL writer)."""
+    import time
+
+    import psycopg
+
+    from conftest import database_url_for_subprocess
+
+    before, _ = durability_position()
+    # A commit elsewhere (this test's own transaction never commits), not waiting for the disk.
+    with psycopg.connect(database_url_for_subprocess(), autocommit=True) as other:
+        other.execute("SET synchronous_commit = off")
+        other.execute("SELECT txid_current()")  # a transaction with an id: a commit record
+    written, on_disk = durability_position()
+    assert written > before and on_disk <= written  # the disk never holds more than the log
+    deadline = time.monotonic() + 10
+    while on_disk < written and time.monotonic() < deadline:
+        time.sleep(0.02)
+        _, on_disk = durability_position()
+    assert on_disk >= written

@@ -107,7 +107,10 @@ class Command(BaseCommand):
             "--ack-delay-ms",
             type=int,
             default=settings.EVA_INBOUND_ACK_DELAY_MS,
-            help="acknowledge stored entries at least this often while busy (after a disk flush)",
+            help=(
+                "while busy, check this often (ms) which stored entries are on disk and "
+                "acknowledge them; after this long without new entries, flush and acknowledge"
+            ),
         )
         parser.add_argument(
             "--until-idle",
@@ -131,6 +134,7 @@ class Command(BaseCommand):
             # Messages commit without waiting for the disk; entries are acknowledged once it
             # has them (see apps.channels.consumer).
             make_durable=handler.make_durable,
+            durable_position=handler.durable_position,
             ack_delay_ms=options["ack_delay_ms"],
             dead_letter=lambda dead: None,
             consumer=options["consumer"],
