@@ -22,6 +22,7 @@ one poison entry never blocks the stream; nothing is ever dropped without a reco
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -152,6 +153,7 @@ class InboundConsumer:
         self._unflushed_since = 0.0
         self._positioned: list[tuple[int, list[str]]] = []
         self._next_check = 0.0
+        self._last_entry_at = 0.0
         self._next_claim = 0.0
         self._next_trim = time.monotonic() + trim_every_s
 
@@ -225,29 +227,30 @@ class InboundConsumer:
         if self.trim_every_s and now >= self._next_trim:
             self._next_trim = now + self.trim_every_s
             trim_consumed(self.client, self.stream)
-        # With entries waiting to be acknowledged, only look (no wait): nothing new means idle.
         waiting = self._waiting()
-        handled += self._read(
-            block=None if waiting else min(self.block_ms, max(self.claim_idle_ms // 2, 1))
-        )
+        if not waiting:
+            block: int | None = min(self.block_ms, max(self.claim_idle_ms // 2, 1))
+        elif self.durable_position is None:
+            block = None  # only look (no wait): nothing new means idle, the moment to flush
+        else:
+            # Wait for new entries until the next check of the disk is due (never 0: forever).
+            block = max(math.ceil((self._next_check - time.monotonic()) * 1000), 1)
+        handled += self._read(block=block)
+        if handled:
+            self._last_entry_at = time.monotonic()
         if not self._waiting():
             return handled
         try:
-            if handled and self.durable_position is None:
-                if (time.monotonic() - self._unflushed_since) * 1000 >= self.ack_delay_ms:
+            now = time.monotonic()
+            if self.durable_position is None:
+                if not handled or (now - self._unflushed_since) * 1000 >= self.ack_delay_ms:
                     self._settle(wait=True)
-            elif handled:
-                if time.monotonic() >= self._next_check:
-                    self._settle(wait=False)
-            elif self.durable_position is None:
-                self._settle(wait=True)  # idle: the moment to flush
             else:
-                # Idle: acknowledge what is on disk already, then give the database up to
-                # ack_delay_ms to write the rest on its own; still idle after that, flush.
-                self._settle(wait=False)
-                if self._waiting():
-                    handled += self._read(block=max(self.ack_delay_ms, 1))
-                    self._settle(wait=not handled)
+                if now >= self._next_check:
+                    self._settle(wait=False)  # acknowledge what is on disk already
+                if self._waiting() and (now - self._last_entry_at) * 1000 >= self.ack_delay_ms:
+                    # ack_delay_ms without new entries: flush rather than keep them waiting.
+                    self._settle(wait=True)
         except Exception:
             # The database is unreachable: the entries stay pending (unacknowledged) and the
             # next round tries again; a consumer that dies meanwhile loses nothing either.
