@@ -95,8 +95,11 @@ class AckRecorder:
         return outcome
 
 
-def consumer_process(mode: str, group: str, expected: int, batch: int, pipe: Any) -> None:
-    """Consume ``expected`` events in ``group``; send back {event_id: monotonic time stored and
+def consumer_process(
+    mode: str, group: str, expected: int, batch: int, pipe: Any, warmup: int = 0
+) -> None:
+    """Consume ``expected`` events in ``group`` (the first ``warmup`` of them not measured: no
+    handler figures for their reads); send back {event_id: monotonic time stored and
     committed}, {entry_id: monotonic time acknowledged once on disk} (EVA), the busy time from
     the first read to the last acknowledgement, and per-read handler figures."""
     from django.db import connection
@@ -143,7 +146,10 @@ def consumer_process(mode: str, group: str, expected: int, batch: int, pipe: Any
             first_read or first_read.append(begin)
             outcomes = handler.handle_batch(events)  # committed when it returns
             now = time.monotonic()
-            handling.append((len(events), (now - begin) * 1000, (time.process_time() - cpu) * 1000))
+            if len(done) >= warmup:
+                handling.append(
+                    (len(events), (now - begin) * 1000, (time.process_time() - cpu) * 1000)
+                )
             for event, outcome in zip(events, outcomes, strict=True):
                 if outcome is None:
                     done[event["event_id"]] = now
@@ -171,10 +177,12 @@ def consumer_process(mode: str, group: str, expected: int, batch: int, pipe: Any
     pipe.send((done, durable, time.monotonic() - first_read[0], handling))
 
 
-def start_consumer(mode: str, group: str, expected: int, batch: int) -> tuple[Any, Any]:
+def start_consumer(
+    mode: str, group: str, expected: int, batch: int, warmup: int = 0
+) -> tuple[Any, Any]:
     ours, theirs = multiprocessing.Pipe()
     process = multiprocessing.get_context("fork").Process(
-        target=consumer_process, args=(mode, group, expected, batch, theirs)
+        target=consumer_process, args=(mode, group, expected, batch, theirs, warmup)
     )
     process.start()
     if not ours.poll(60) or ours.recv() != "ready":
@@ -194,6 +202,12 @@ def finish(process: Any, pipe: Any, timeout: float) -> tuple[Any, ...]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per paced measurement")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        help="seconds at the same rate before each paced measurement, not counted",
+    )
     parser.add_argument("--rates", default="100,1000", help="paced rates, events/s")
     parser.add_argument("--drain", type=int, default=5000, help="events in the drain test")
     parser.add_argument("--batch", type=int, default=None, help="entries per read (EVA default)")
@@ -267,20 +281,27 @@ def main() -> None:
                 client.delete(stream)
                 group = f"bench-{mode}"
                 client.xgroup_create(stream, group, id="0", mkstream=True)
+                # A fresh process (forked from this one: its first reads copy pages) and a
+                # stream, group and tables it has not touched yet: the first --warmup seconds
+                # at the same rate are not counted, for either path.
+                warmup = int(rate * args.warmup)
                 count = int(rate * args.seconds)
-                process, pipe = start_consumer(mode, group, count, batch)
+                process, pipe = start_consumer(mode, group, warmup + count, batch, warmup)
                 sent: dict[str, float] = {}
                 entry_of: dict[str, str] = {}
                 interval = 1.0 / rate
                 begin = time.monotonic()
-                for n in range(count):
+                for n in range(warmup + count):
                     delay = begin + n * interval - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
                     event = message_event(counter + n)
+                    if n < warmup:
+                        client.xadd(stream, {"event": json.dumps(event)})
+                        continue
                     sent[event["event_id"]] = time.monotonic()
                     entry_of[event["event_id"]] = client.xadd(stream, {"event": json.dumps(event)})
-                counter += count
+                counter += warmup + count
                 done, durable, _busy, handling = finish(process, pipe, timeout=120)
                 latencies = [(done[key] - started) * 1000 for key, started in sent.items()]
                 acked = [
@@ -360,7 +381,8 @@ def main() -> None:
 
     print()
     print(
-        f"history {args.history} messages; batch (entries per read) {batch}; "
+        f"history {args.history} messages; batch (entries per read) {batch}; paced runs "
+        f"{args.seconds:g} s after {args.warmup:g} s of warm-up; "
         f"TENANT_LIMIT_SET_CALLS={settings.TENANT_LIMIT_SET_CALLS}"
         f"; load average {os.getloadavg()[0]:.2f}"
     )

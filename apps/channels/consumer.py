@@ -37,6 +37,11 @@ from apps.channels import contract
 logger = logging.getLogger(__name__)
 
 
+# Entries waiting this long for the database to write its log on its own are flushed instead
+# (PostgreSQL's default wal_writer_delay, 200 ms, has them on disk well before).
+MAX_ACK_WAIT_S = 1.0
+
+
 class PermanentEventError(Exception):
     """The entry can never be processed (e.g. unknown session): dead-letter it at once."""
 
@@ -151,7 +156,8 @@ class InboundConsumer:
         # when, and those with one (the end of the log when they were all committed).
         self._unflushed: list[str] = []
         self._unflushed_since = 0.0
-        self._positioned: list[tuple[int, list[str]]] = []
+        # (log position, entry ids, when the first of them was handled)
+        self._positioned: list[tuple[int, list[str], float]] = []
         self._next_check = 0.0
         self._last_entry_at = 0.0
         self._next_claim = 0.0
@@ -202,16 +208,16 @@ class InboundConsumer:
         if wait or self.durable_position is None:
             if self.make_durable is not None:
                 self.make_durable()
-            done = self._unflushed + [entry for _at, ids in self._positioned for entry in ids]
+            done = self._unflushed + [entry for _at, ids, _t in self._positioned for entry in ids]
             self._unflushed, self._positioned = [], []
         else:
             written, on_disk = self.durable_position()
             if self._unflushed:
                 # Committed before this query: they lie before the log's end it returned.
-                self._positioned.append((written, self._unflushed))
+                self._positioned.append((written, self._unflushed, self._unflushed_since))
                 self._unflushed = []
-            done = [entry for at, ids in self._positioned if at <= on_disk for entry in ids]
-            self._positioned = [(at, ids) for at, ids in self._positioned if at > on_disk]
+            done = [entry for at, ids, _t in self._positioned if at <= on_disk for entry in ids]
+            self._positioned = [group for group in self._positioned if group[0] > on_disk]
         if done:
             self.client.xack(self.stream, self.group, *done)
             self.processed += len(done)
@@ -248,8 +254,12 @@ class InboundConsumer:
             else:
                 if now >= self._next_check:
                     self._settle(wait=False)  # acknowledge what is on disk already
-                if self._waiting() and (now - self._last_entry_at) * 1000 >= self.ack_delay_ms:
-                    # ack_delay_ms without new entries: flush rather than keep them waiting.
+                if self._waiting() and (
+                    (now - self._last_entry_at) * 1000 >= self.ack_delay_ms
+                    or now - self._oldest_waiting() >= MAX_ACK_WAIT_S
+                ):
+                    # ack_delay_ms without new entries, or a disk that does not catch up on its
+                    # own (a long wal_writer_delay): flush rather than keep them waiting.
                     self._settle(wait=True)
         except Exception:
             # The database is unreachable: the entries stay pending (unacknowledged) and the
@@ -258,8 +268,13 @@ class InboundConsumer:
             time.sleep(1)
         return handled
 
+    def _oldest_waiting(self) -> float:
+        if self._positioned:
+            return self._positioned[0][2]
+        return self._unflushed_since if self._unflushed else time.monotonic()
+
     def _waiting_count(self) -> int:
-        return len(self._unflushed) + sum(len(ids) for _at, ids in self._positioned)
+        return len(self._unflushed) + sum(len(ids) for _at, ids, _t in self._positioned)
 
     def _read(self, *, block: int | None) -> int:
         response: Any = self.client.xreadgroup(
@@ -352,8 +367,9 @@ class InboundConsumer:
             self.client.xack(self.stream, self.group, *done)
             self.processed += len(done)
         elif done:
-            if not self._waiting():
+            if not self._unflushed:
                 self._unflushed_since = time.monotonic()
+            if not self._waiting():
                 self._next_check = self._unflushed_since + self.ack_delay_ms / 1000
             self._unflushed.extend(done)
 

@@ -550,3 +550,23 @@ def test_an_idle_consumer_flushes_what_the_disk_does_not_have_yet(world, streams
     assert consumer.step() == 1 and pending(streams) == 1 and handler.flushes == 0
     consumer.step()  # idle: the disk stays behind; 20 ms without entries, then a flush
     assert handler.flushes == 1 and pending(streams) == 0 and consumer.processed == 1
+
+
+def test_a_disk_that_does_not_catch_up_on_its_own_is_flushed_while_busy(
+    world, streams, session_a, monkeypatch
+):
+    import time
+
+    from apps.channels import consumer as consumer_module
+
+    monkeypatch.setattr(consumer_module, "MAX_ACK_WAIT_S", 0.1)
+    handler = LogPositions([(1000, 10)])  # the disk never reaches the log's end by itself
+    consumer = make_consumer(streams, handler, ack_delay_ms=10)
+    began = time.monotonic()
+    while handler.flushes == 0 and time.monotonic() - began < 3:
+        xadd_event(
+            streams, text_message(session_id=session_a.session_id, tenant_schema="alpha", body="x")
+        )
+        assert consumer.step() == 1  # busy: an entry in every read, never idle
+    assert handler.flushes == 1 and consumer.processed > 0
+    assert time.monotonic() - began >= 0.1  # not before the oldest waited MAX_ACK_WAIT_S
