@@ -2,21 +2,23 @@
 
 At-least-once delivery made safe: an entry is acknowledged only after its handler returned (the
 handler commits its own transaction), so a consumer that dies in between leaves the entry pending;
-entries are handled a read at a time (``batch_handler``: one call, one outcome per entry) and
+any consumer of the group reclaims it with XAUTOCLAIM once it has been idle long enough, and the
+handler's idempotency (unique WhatsApp id, monotonic statuses) makes the second run a no-op.
+Entries are handled a read at a time (``batch_handler``: one call, one outcome per entry) and
 acknowledged together with one XACK, which is what keeps the consumer's cost per entry small.
+An entry that keeps failing is recorded as a dead letter after N deliveries and acknowledged, so
+one poison entry never blocks the stream; nothing is ever dropped without a record.
+
 With ``make_durable`` the handler may commit without waiting for the disk (PostgreSQL's
 asynchronous commit: the rows are stored and visible at once, on disk a moment later): entries
 are then acknowledged only once they are on disk, so a database crash can lose no acknowledged
-entry, and the disk flush stays off the path from XADD to stored. With ``durable_position`` the
-consumer never waits for the disk while entries keep coming: at most every ``ack_delay_ms`` it
-asks where the database's log ends and how much of it is on disk (one cheap query) and
-acknowledges the entries committed before a position the disk has reached (PostgreSQL writes
-asynchronous commits within a fraction of a second on its own). Only after ``ack_delay_ms``
-without new entries (or when stopping) does it call ``make_durable()``, a flush it waits for;
-any consumer of the group reclaims it with XAUTOCLAIM once it has been idle long enough, and the
-handler's idempotency (unique WhatsApp id, monotonic statuses) makes the second run a no-op.
-An entry that keeps failing is recorded as a dead letter after N deliveries and acknowledged, so
-one poison entry never blocks the stream; nothing is ever dropped without a record.
+entry, and the disk flush stays off the path from XADD to stored. With ``durable_position`` as
+well, the consumer does not wait for the disk while entries keep coming: at most every
+``ack_delay_ms`` it asks where the database's log ends and how much of it is on disk (one cheap
+query) and acknowledges the entries committed before a position the disk has reached
+(PostgreSQL writes asynchronous commits within a fraction of a second on its own). It calls
+``make_durable()``, a flush it waits for, only after ``ack_delay_ms`` without new entries, when
+an entry has waited ``MAX_ACK_WAIT_S``, and when stopping.
 """
 
 from __future__ import annotations
