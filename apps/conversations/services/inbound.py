@@ -240,8 +240,8 @@ _MESSAGE_COLUMNS = tuple(field.attname for field in Message._meta.concrete_field
 def _stored_message(pk: int, conversation_id: int, item: InboundMessage, now: datetime) -> Message:
     """The Message row eva_inbound_messages stored for ``item``, as if loaded from the database.
 
-    Built from its columns in order (Model.from_db), which costs a third of keyword arguments:
-    a busy consumer builds thousands a second. A column added to Message must be added here
+    Built from its columns in order (Model.from_db): 18 µs instead of 25 with keyword arguments,
+    and a busy consumer builds thousands a second. A column added to Message must be added here
     (KeyError otherwise) and to the function (migration 0003's docstring)."""
     columns = {
         "id": pk,
