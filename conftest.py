@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 ROOT = Path(__file__).resolve().parent
 PASSWORD = "correct-horse-battery-staple"
@@ -214,6 +214,10 @@ def browser() -> Iterator[object]:
         )
         yield chromium
         chromium.close()
+        # With Playwright's loop running, Django keeps the tests' connections apart from the
+        # ones opened before it started (asgiref's context-local storage): close them here, or
+        # the test database cannot be dropped at the end ("accessed by other users").
+        connections.close_all()
 
 
 @pytest.fixture
