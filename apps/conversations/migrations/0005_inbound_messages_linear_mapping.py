@@ -14,37 +14,19 @@ from importlib import import_module
 from django.db import migrations
 
 _V1 = import_module("apps.conversations.migrations.0003_inbound_messages_function").CREATE
+# Back to version 1 (its CREATE TYPE stays: the type is unchanged).
+REVERSE = "CREATE OR REPLACE FUNCTION" + _V1.split("CREATE FUNCTION", 1)[1]
 
-# Version 2 up to the writes; from there on, version 1's text.
-_HEAD = r"""
-CREATE OR REPLACE FUNCTION eva_inbound_messages(p_items jsonb, p_now timestamptz)
-RETURNS TABLE (item_external_id text, message_id bigint, message_conversation_id bigint)
-LANGUAGE plpgsql VOLATILE
--- Planned once per session: re-planning these statements for each call (PostgreSQL's first
--- choice for statements with parameters) costs more than running them.
-SET plan_cache_mode = force_generic_plan
+_PLANNING = "SET plan_cache_mode = force_generic_plan\n"
+_SEQSCAN_OFF = """\
 -- Every row this function reads it finds by key. On a small tenant PostgreSQL would rather read
 -- the whole contacts table than its alias index, and test each alias array of it for every
 -- item: 35 microseconds an item at 50 contacts, ten times that at 500.
 SET enable_seqscan = off
-AS $fn$
-#variable_conflict use_column
-DECLARE
-    v_items eva_inbound_item[];
-    v_fresh eva_inbound_item[];
-BEGIN
-    v_items := ARRAY(SELECT i FROM jsonb_populate_recordset(NULL::eva_inbound_item, p_items) AS i
-                     ORDER BY i.ord);
-
-    -- Serialize concurrent first messages of the same contacts (the same transaction-scoped
-    -- advisory locks as services._contact_for), taken in one order so that two batches
-    -- locking overlapping sets cannot deadlock.
-    PERFORM pg_advisory_xact_lock(k.lock_key)
-    FROM (SELECT DISTINCT hashtext('contact:' || i.wa_id) AS lock_key
-          FROM unnest(v_items) AS i ORDER BY 1) AS k;
-
-    FOR attempt IN 1..2 LOOP
-        -- Items not stored yet, once per external id (the first wins; redeliveries stop
+"""
+_LOOP = "    FOR attempt IN 1..2 LOOP\n"
+_AFTER_MAPPING = "        EXIT WHEN NOT EXISTS"
+_MAPPING = r"""        -- Items not stored yet, once per external id (the first wins; redeliveries stop
         -- here), each with its contact (the oldest when its id is also another contact's
         -- alias) and its conversation, locked like every write that depends on its state.
         -- Lookups go item by item through the indexes (see this migration's docstring).
@@ -69,19 +51,19 @@ BEGIN
                   AND c.channel_ref = f.channel_ref
                 FOR UPDATE) AS conv ON true
             ORDER BY f.ord);
-        EXIT WHEN NOT EXISTS (SELECT 1 FROM unnest(v_fresh) AS f
-                              WHERE f.conversation_id IS NULL);
-        IF attempt = 2 THEN
-            RAISE EXCEPTION 'inbound messages left without a conversation';
-        END IF;
 """
-_WRITES = _V1.split(
-    "RAISE EXCEPTION 'inbound messages left without a conversation';\n        END IF;\n", 1
-)[1]
-CREATE = "".join((_HEAD, _WRITES))
 
-# Back to version 1 (its CREATE TYPE stays: the type is unchanged).
-REVERSE = "CREATE OR REPLACE FUNCTION" + _V1.split("CREATE FUNCTION", 1)[1]
+
+def _version_2() -> str:
+    """Version 1's text with the planner setting added and the mapping statement replaced."""
+    before_loop, rest = REVERSE.split(_LOOP, 1)
+    _old_mapping, after_mapping = rest.split(_AFTER_MAPPING, 1)
+    assert before_loop.count(_PLANNING) == 1, "version 1's text is not the one this expects"
+    before_loop = before_loop.replace(_PLANNING, _PLANNING + _SEQSCAN_OFF)
+    return "".join((before_loop, _LOOP, _MAPPING, _AFTER_MAPPING, after_mapping))
+
+
+CREATE = _version_2()
 
 
 class Migration(migrations.Migration):
