@@ -156,7 +156,7 @@ class Message(models.Model):
     # redelivered inbound message is stored once. Outbound replies get it when the gateway
     # acknowledges the send.
     # NULL, not "": many messages have none yet, and only the set ones must be unique.
-    external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - see above
     # The event_id of the outbound command that carries this message to the gateway; unique
     # among the messages that have one (message_command_event_id).
     command_event_id = models.UUIDField(null=True, blank=True)
