@@ -10,10 +10,12 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection, connections
@@ -92,6 +94,28 @@ def database_url_for_subprocess() -> str:
         f":{quote(s['PASSWORD'], safe='')}" if s["PASSWORD"] else ""
     )
     return f"postgresql://{auth}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+def on_own_connection(work: Callable[[], Any]) -> Any:
+    """Run ``work`` in a thread: on its own database connection, in autocommit (outside the
+    test's transaction), so what it writes is committed when it returns and other processes see
+    it. Tests that use it clean up what it wrote."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 
 @contextlib.contextmanager

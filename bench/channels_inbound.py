@@ -141,23 +141,30 @@ def consumer_process(
 
         handler = InboundEventHandler(wait_for_disk=False)
 
-        def handle_read(events: list[dict[str, Any]]) -> list[BaseException | None]:
+        def handle_read(events: list[dict[str, Any]]) -> Any:
             begin, cpu = time.monotonic(), time.process_time()
             first_read or first_read.append(begin)
-            outcomes = handler.handle_batch(events)  # committed when it returns
-            now = time.monotonic()
-            if len(done) >= warmup:
-                handling.append(
-                    (len(events), (now - begin) * 1000, (time.process_time() - cpu) * 1000)
-                )
-            for event, outcome in zip(events, outcomes, strict=True):
-                if outcome is None:
-                    done[event["event_id"]] = now
-            return outcomes
+            finish = handler.submit_batch(events)  # sent; stored while the next read is made
+            cpu = time.process_time() - cpu
+
+            def finished() -> list[BaseException | None]:
+                nonlocal cpu
+                started = time.process_time()
+                outcomes = finish()  # committed when it returns
+                now = time.monotonic()
+                if len(done) >= warmup:
+                    cpu += time.process_time() - started
+                    handling.append((len(events), (now - begin) * 1000, cpu * 1000))
+                for event, outcome in zip(events, outcomes, strict=True):
+                    if outcome is None:
+                        done[event["event_id"]] = now
+                return outcomes
+
+            return finished
 
         consumer = InboundConsumer(
             client=AckRecorder(client, durable),
-            batch_handler=handle_read,
+            submit_handler=handle_read,
             make_durable=handler.make_durable,
             durable_position=handler.durable_position,
             ack_delay_ms=settings.EVA_INBOUND_ACK_DELAY_MS,
@@ -316,7 +323,8 @@ def main() -> None:
                     f"on disk and acknowledged p50/p99 {statistics.median(acked):.1f}/"
                     f"{percentile(acked, 99):.1f} ms; "
                     f"{statistics.mean(n for n, _ms, _cpu in handling):.1f} events/read, "
-                    f"handler p50/p99 {statistics.median(ms for _n, ms, _cpu in handling):.2f}/"
+                    "handler (sent → stored) p50/p99 "
+                    f"{statistics.median(ms for _n, ms, _cpu in handling):.2f}/"
                     f"{percentile([ms for _n, ms, _cpu in handling], 99):.2f} ms "
                     f"({statistics.median(cpu for _n, _ms, cpu in handling):.2f} ms of it "
                     "consumer CPU)"
@@ -361,7 +369,7 @@ def main() -> None:
         with CaptureQueriesContext(connection) as queries:
             InboundConsumer(
                 client=client,
-                batch_handler=InboundEventHandler().handle_batch,
+                submit_handler=InboundEventHandler().submit_batch,
                 dead_letter=lambda dead: print("dead letter:", dead.error),
                 group="count",
                 batch=batch,

@@ -70,7 +70,11 @@ class DeadLetter:
 Handler = Callable[[dict[str, Any]], None]
 # One outcome per document, in order: None when handled (and committed), else the error.
 BatchHandler = Callable[[list[dict[str, Any]]], list[BaseException | None]]
+# Starts handling a read and returns what finishes it (waits, returns the outcomes as above).
+SubmitHandler = Callable[[list[dict[str, Any]]], Callable[[], list[BaseException | None]]]
 DeadLetterSink = Callable[[DeadLetter], None]
+# A valid entry: (entry id, its raw event, the parsed document, deliveries so far).
+_Valid = tuple[str, str | None, dict[str, Any], int]
 
 
 def default_consumer_name() -> str:
@@ -121,6 +125,7 @@ class InboundConsumer:
         dead_letter: DeadLetterSink,
         handler: Handler | None = None,
         batch_handler: BatchHandler | None = None,
+        submit_handler: SubmitHandler | None = None,
         make_durable: Callable[[], None] | None = None,
         durable_position: Callable[[], tuple[int, int]] | None = None,
         ack_delay_ms: int = 50,
@@ -133,11 +138,12 @@ class InboundConsumer:
         max_deliveries: int = 5,
         trim_every_s: float = 60.0,
     ) -> None:
-        if (handler is None) == (batch_handler is None):
-            raise TypeError("give the consumer a handler or a batch_handler (one of them)")
+        if sum(given is not None for given in (handler, batch_handler, submit_handler)) != 1:
+            raise TypeError("give the consumer one of handler, batch_handler, submit_handler")
         self.client = client
         self.handler = handler
         self.batch_handler = batch_handler
+        self.submit_handler = submit_handler
         if durable_position is not None and make_durable is None:
             raise TypeError("durable_position needs make_durable (the flush when idle)")
         self.make_durable = make_durable
@@ -164,6 +170,8 @@ class InboundConsumer:
         self._last_entry_at = 0.0
         self._next_claim = 0.0
         self._next_trim = time.monotonic() + trim_every_s
+        # A read the submit_handler started and nobody finished yet: (its entries, finish).
+        self._in_flight: tuple[list[_Valid], Callable[[], list[BaseException | None]]] | None = None
 
     def ensure_group(self) -> None:
         """Create the group at id 0 (events written before the first consumer are not skipped)."""
@@ -191,6 +199,7 @@ class InboundConsumer:
                 if until_idle and not got:
                     return
         finally:
+            self._complete()
             if self._waiting():
                 self.flush()
 
@@ -204,6 +213,7 @@ class InboundConsumer:
     def _settle(self, *, wait: bool) -> None:
         """Acknowledge (one XACK) the handled entries on disk: all of them after a flush
         (``wait``), else those committed before the log position the disk has reached."""
+        self._complete()  # the read in flight first: the queries below need the connection
         if not self._waiting():
             return
         self._next_check = time.monotonic() + self.ack_delay_ms / 1000
@@ -229,22 +239,30 @@ class InboundConsumer:
         handled = 0
         now = time.monotonic()
         if now >= self._next_claim:
+            self._complete()
             handled += self.reclaim()
             # Claim at least as often as an entry can become idle enough to be claimed.
             self._next_claim = now + max(self.claim_idle_ms / 2000, 0.05)
         if self.trim_every_s and now >= self._next_trim:
             self._next_trim = now + self.trim_every_s
             trim_consumed(self.client, self.stream)
-        waiting = self._waiting()
-        if not waiting:
-            block: int | None = min(self.block_ms, max(self.claim_idle_ms // 2, 1))
-        elif self.durable_position is None:
-            block = None  # only look (no wait): nothing new means idle, the moment to flush
-        else:
-            # Wait for new entries until the next check of the disk is due (never 0: forever).
-            block = max(math.ceil((self._next_check - time.monotonic()) * 1000), 1)
-        handled += self._read(block=block)
-        if handled:
+        got = 0
+        if self._in_flight is not None:
+            # Look for the next read while the database stores the one in flight: it is
+            # validated and the one in flight finished, then it is sent in its turn.
+            got = self._read(block=None)
+            if got and not self._settle_due():
+                self._last_entry_at = time.monotonic()
+                return handled + got
+            self._complete()
+        if not got:
+            got = self._read(block=self._block())
+            if got and self._in_flight is not None and not self._settle_due():
+                self._last_entry_at = time.monotonic()
+                return handled + got
+            self._complete()
+        handled += got
+        if got:
             self._last_entry_at = time.monotonic()
         if not self._waiting():
             return handled
@@ -270,6 +288,24 @@ class InboundConsumer:
             time.sleep(1)
         return handled
 
+    def _block(self) -> int | None:
+        """How long the next read may wait for new entries (ms; None: only look)."""
+        if not self._waiting():
+            return min(self.block_ms, max(self.claim_idle_ms // 2, 1))
+        if self.durable_position is None:
+            return None  # only look (no wait): nothing new means idle, the moment to flush
+        # Wait for new entries until the next check of the disk is due (never 0: forever).
+        return max(math.ceil((self._next_check - time.monotonic()) * 1000), 1)
+
+    def _settle_due(self) -> bool:
+        """Whether step() has entries to acknowledge or flush now (see its settling part)."""
+        if not self._waiting():
+            return False
+        if self.durable_position is None:
+            return True
+        now = time.monotonic()
+        return now >= self._next_check or now - self._oldest_waiting() >= MAX_ACK_WAIT_S
+
     def _oldest_waiting(self) -> float:
         if self._positioned:
             return self._positioned[0][2]
@@ -284,7 +320,7 @@ class InboundConsumer:
         )
         handled = 0
         for _stream, entries in response or []:
-            self.process_many([(entry_id, fields, 1) for entry_id, fields in entries])
+            self._process([(entry_id, fields, 1) for entry_id, fields in entries])
             handled += len(entries)
         return handled
 
@@ -313,7 +349,7 @@ class InboundConsumer:
                 for entry_id, fields in entries
                 if fields is not None
             ]
-            self.process_many(claimed_entries)
+            self._process(claimed_entries)
             handled += len(claimed_entries)
             if next_cursor in ("0-0", b"0-0"):
                 return handled
@@ -329,19 +365,56 @@ class InboundConsumer:
 
     def process_many(self, entries: list[tuple[str, dict[str, str], int]]) -> None:
         """Validate, handle and acknowledge entries given as (id, fields, deliveries so far)."""
-        valid: list[tuple[str, str | None, dict[str, Any], int]] = []
+        self._process(entries)
+        self._complete()
+
+    def _process(self, entries: list[tuple[str, dict[str, str], int]]) -> None:
+        """process_many, except that a read the submit_handler started may be left in flight:
+        the read in flight before it is finished first (after this one is validated, so that
+        validating overlaps with the database)."""
+        valid: list[_Valid] = []
+        invalid: list[tuple[str, str | None, str]] = []
         for entry_id, fields, deliveries in entries:
             raw = fields.get(contract.ENTRY_FIELD) if isinstance(fields, dict) else None
             try:
                 document = contract.parse_entry(fields, direction="inbound")
             except contract.ContractError as exc:
-                # A malformed entry will never become valid: record it now instead of retrying.
-                self._bury(entry_id, raw, None, "invalid_event", str(exc), deliveries)
+                invalid.append((entry_id, raw, str(exc)))
                 continue
             valid.append((entry_id, raw, document, deliveries))
+        self._complete()
+        # A malformed entry will never become valid: record it now instead of retrying.
+        deliveries_of = {entry_id: deliveries for entry_id, _fields, deliveries in entries}
+        for entry_id, raw, error in invalid:
+            self._bury(entry_id, raw, None, "invalid_event", error, deliveries_of[entry_id])
         if not valid:
             return
-        outcomes = self._handle([document for _id, _raw, document, _n in valid])
+        documents = [document for _id, _raw, document, _n in valid]
+        if self.submit_handler is None:
+            self._conclude(valid, self._handle(documents))
+            return
+        try:
+            finish = self.submit_handler(documents)
+        except Exception as exc:
+            self._conclude(valid, [exc] * len(valid))
+            return
+        self._in_flight = (valid, finish)
+
+    def _complete(self) -> None:
+        """Finish the read in flight (wait for the database), then acknowledge or retry it."""
+        if self._in_flight is None:
+            return
+        valid, finish = self._in_flight
+        self._in_flight = None
+        try:
+            outcomes = finish()
+        except Exception as exc:
+            outcomes = [exc] * len(valid)
+        if len(outcomes) != len(valid):
+            raise RuntimeError("the submit handler must return one outcome per document")
+        self._conclude(valid, outcomes)
+
+    def _conclude(self, valid: list[_Valid], outcomes: list[BaseException | None]) -> None:
         done: list[str] = []
         for (entry_id, raw, document, deliveries), error in zip(valid, outcomes, strict=True):
             if error is None:

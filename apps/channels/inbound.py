@@ -126,6 +126,43 @@ class InboundEventHandler:
             return exc
         return None
 
+    def submit_batch(self, events: list[dict[str, Any]]) -> Callable[[], list[Outcome]]:
+        """``handle_batch`` in two steps: what it returns finishes the work and returns the
+        outcomes. A read of one tenant's customer messages (what a busy number's reads are) is
+        only sent to the database here; the consumer reads its next entries while PostgreSQL
+        stores these, and nothing else may use the connection until the returned callable ran.
+        Any other read is applied here, as ``handle_batch`` applies it."""
+        tenant = self._sole_tenant(events)
+        if tenant is None:
+            outcomes = self.handle_batch(events)
+            return lambda: outcomes
+        sent = self._send_run(tenant, events)
+        if isinstance(sent, BaseException):
+            outcomes = self._retry_one_by_one(events, sent)
+            return lambda: outcomes
+
+        def finish() -> list[Outcome]:
+            error = self._finish_run(*sent)
+            if error is None:
+                return [None] * len(events)
+            return self._retry_one_by_one(events, error)
+
+        return finish
+
+    def _sole_tenant(self, events: list[dict[str, Any]]) -> Tenant | None:
+        """The tenant of a read made only of its customer messages; else None. Resolving
+        consults the database only when the session is not remembered (before anything is
+        sent)."""
+        if not events or any(event["type"] != "message" for event in events):
+            return None
+        try:
+            tenants = [self._tenant_of(event) for event in events]
+        except PermanentEventError:
+            return None
+        if any(tenant.schema_name != tenants[0].schema_name for tenant in tenants):
+            return None
+        return tenants[0]
+
     def _store_run(
         self, events: list[dict[str, Any]], run: list[int], outcomes: list[Outcome]
     ) -> None:
@@ -139,20 +176,43 @@ class InboundEventHandler:
             by_tenant.setdefault(tenant.schema_name, (tenant, []))[1].append(index)
         for tenant, indexes in by_tenant.values():
             batch = [events[index] for index in indexes]
-            try:
-                self._tenant_active = tenant.is_active
-                # inbound_messages_record is one transaction; the hooks run once it committed.
-                self._enter(tenant)
-                self._on_messages(batch)
-            except Exception as exc:
-                if len(batch) == 1:
-                    outcomes[indexes[0]] = exc
-                    continue
-                logger.warning(
-                    "a batch of %s messages failed; applying them one by one", len(batch)
-                )
-                for index in indexes:
-                    outcomes[index] = self._apply_one(events[index])
+            sent = self._send_run(tenant, batch)
+            error = sent if isinstance(sent, BaseException) else self._finish_run(*sent)
+            if error is not None:
+                for index, outcome in zip(
+                    indexes, self._retry_one_by_one(batch, error), strict=True
+                ):
+                    outcomes[index] = outcome
+
+    def _send_run(
+        self, tenant: Tenant, events: list[dict[str, Any]]
+    ) -> tuple[conversations.InboundStoring | None, bool] | BaseException:
+        """Send one tenant's customer messages to the database (one statement, committed by
+        itself; the hooks run once it committed): (what is being stored, whether the tenant is
+        active), or the error that refused them."""
+        try:
+            # The connection is left in the tenant's schema (see _enter).
+            self._enter(tenant)
+            return self._messages_send(events), tenant.is_active
+        except Exception as exc:
+            return exc
+
+    def _finish_run(
+        self, storing: conversations.InboundStoring | None, active: bool
+    ) -> BaseException | None:
+        try:
+            self._messages_stored(storing, active)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _retry_one_by_one(
+        self, events: list[dict[str, Any]], error: BaseException
+    ) -> list[Outcome]:
+        if len(events) == 1:
+            return [error]
+        logger.warning("a batch of %s messages failed; applying them one by one", len(events))
+        return [self._apply_one(event) for event in events]
 
     @staticmethod
     def make_durable() -> None:
@@ -209,9 +269,9 @@ class InboundEventHandler:
         return tenant
 
     def _on_message(self, event: dict[str, Any]) -> None:
-        self._on_messages([event])
+        self._messages_stored(self._messages_send([event]), self._tenant_active)
 
-    def _on_messages(self, events: list[dict[str, Any]]) -> None:
+    def _messages_send(self, events: list[dict[str, Any]]) -> conversations.InboundStoring | None:
         # Sales agents answer people, not groups: a group message is acknowledged unstored.
         for event in events:
             if event["is_group"]:
@@ -233,11 +293,15 @@ class InboundEventHandler:
             if not event["is_group"]
         ]
         if not items:
+            return None
+        return conversations.inbound_messages_send(items=items, wait_for_disk=self.wait_for_disk)
+
+    def _messages_stored(self, storing: conversations.InboundStoring | None, active: bool) -> None:
+        """Wait for the messages being stored; hand the new ones to the hooks."""
+        if storing is None:
             return
-        records = conversations.inbound_messages_record(
-            items=items, wait_for_disk=self.wait_for_disk
-        )
-        if not self._tenant_active:
+        records = storing.records()
+        if not active:
             # A deactivated tenant keeps its data but gets no automated replies.
             return
         for record in records:

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
-from django.db import connections
 from django_tenants.utils import tenant_context
+
+from conftest import on_own_connection as committed
 
 CONTRACTS = Path(settings.BASE_DIR) / "contracts" / "streams"
 
@@ -152,26 +153,6 @@ def _ensure_gateway_installed() -> None:
             check=True,
             timeout=600,
         )
-
-
-def committed(work: Callable[[], Any]) -> Any:
-    """Run ``work`` on its own connection (a thread), committed when it returns."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = work()
-        except BaseException as exc:
-            box["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 def in_alpha(world, work: Callable[[], Any]) -> Any:

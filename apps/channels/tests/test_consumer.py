@@ -38,13 +38,13 @@ class Hooks:
 
 
 def make_consumer(client, handler, name="c1", **kw) -> InboundConsumer:
-    # The command hands whole reads to InboundEventHandler.handle_batch; plain functions (a
-    # failing handler) go one entry at a time.
+    # The command hands whole reads to InboundEventHandler.submit_batch (a read is finished
+    # after the next one is read); plain functions (a failing handler) go one entry at a time.
     if isinstance(handler, InboundEventHandler):
         # As the command runs it: messages commit without waiting for the disk, entries are
         # acknowledged once the log on disk covers them, or after make_durable() when idle.
         handler.wait_for_disk = False
-        kw["batch_handler"] = handler.handle_batch
+        kw["submit_handler"] = handler.submit_batch
         kw["make_durable"] = handler.make_durable
         kw["durable_position"] = handler.durable_position
     else:
@@ -519,26 +519,31 @@ def test_busy_entries_are_acknowledged_once_the_log_on_disk_covers_them_without_
 
     handler = LogPositions([(1000, 500), (1300, 1300)])
     consumer = make_consumer(streams, handler, ack_delay_ms=30)
-    for body in ("uno", "dos"):
+
+    def publish(body: str) -> None:
         xadd_event(
             streams, text_message(session_id=session_a.session_id, tenant_schema="alpha", body=body)
         )
-    assert consumer.step() == 2
-    assert pending(streams) == 2 and len(handler.positions) == 2  # no check yet: not due
-    time.sleep(0.04)
-    xadd_event(
-        streams, text_message(session_id=session_a.session_id, tenant_schema="alpha", body="tres")
-    )
+
+    publish("uno")
+    publish("dos")
+    assert consumer.step() == 2  # sent to the database, finished once the next read is in
+    publish("tres")
     assert consumer.step() == 1
-    # Checked (due): all three were committed before the log reached 1000, the disk is at 500.
-    assert pending(streams) == 3 and handler.positions == [(1300, 1300)]
+    # uno and dos finished (the check of the disk is due 30 ms later), tres in flight.
+    assert pending(streams) == 3 and len(handler.positions) == 2
+    time.sleep(0.04)
+    publish("cuatro")
+    assert consumer.step() == 1
+    # Checked (due): all four were committed before the log reached 1000, the disk is at 500.
+    assert pending(streams) == 4 and handler.positions == [(1300, 1300)]
     deadline = time.monotonic() + 2
     while pending(streams) and time.monotonic() < deadline:
         consumer.step()  # idle: at the next check the disk (1300) covers them
-    assert pending(streams) == 0 and consumer.processed == 3
+    assert pending(streams) == 0 and consumer.processed == 4
     assert handler.flushes == 0  # never waited for the disk
     with tenant_context(world.tenant_a):
-        assert Message.objects.filter(text__in=["uno", "dos", "tres"]).count() == 3
+        assert Message.objects.filter(text__in=["uno", "dos", "tres", "cuatro"]).count() == 4
 
 
 def test_an_idle_consumer_flushes_what_the_disk_does_not_have_yet(world, streams, session_a):
@@ -570,3 +575,66 @@ def test_a_disk_that_does_not_catch_up_on_its_own_is_flushed_while_busy(
         assert consumer.step() == 1  # busy: an entry in every read, never idle
     assert handler.flushes == 1 and consumer.processed > 0
     assert time.monotonic() - began >= 0.1  # not before the oldest waited MAX_ACK_WAIT_S
+
+
+def test_the_next_read_is_made_while_the_database_stores_the_one_before(streams):
+    """With a submit_handler (the command's), a read is sent to the database and finished only
+    after the next read came in and was validated; anything else that needs the database (a
+    dead letter, the end of the run) finishes the read in flight first."""
+    log: list[tuple] = []
+
+    class Reads:
+        def __init__(self, client) -> None:
+            self._client = client
+
+        def __getattr__(self, name: str):
+            return getattr(self._client, name)
+
+        def xreadgroup(self, *args, **kwargs):
+            response = self._client.xreadgroup(*args, **kwargs)
+            log.append(("read", sum(len(entries) for _stream, entries in response or [])))
+            return response
+
+    def submit(documents: list[dict]) -> object:
+        bodies = [document["body"] for document in documents]
+        log.append(("sent", bodies))
+
+        def finish() -> list[None]:
+            log.append(("stored", bodies))
+            return [None] * len(documents)
+
+        return finish
+
+    consumer = InboundConsumer(
+        client=Reads(streams),
+        submit_handler=submit,
+        dead_letter=lambda dead: log.append(("dead letter", dead.error_code)),
+        consumer="c1",
+        batch=1,
+        block_ms=50,
+        trim_every_s=0,
+    )
+    consumer.ensure_group()
+    for body in ("a", "b"):
+        xadd_event(streams, text_message(session_id="s-1", tenant_schema="alpha", body=body))
+    xadd_event(streams, "{not json")
+    xadd_event(streams, text_message(session_id="s-1", tenant_schema="alpha", body="c"))
+
+    consumer.run(until_idle=True)
+
+    assert log == [
+        ("read", 1),
+        ("sent", ["a"]),
+        ("read", 1),  # b, read while a is being stored
+        ("stored", ["a"]),
+        ("sent", ["b"]),
+        ("read", 1),  # the malformed entry
+        ("stored", ["b"]),  # finished before the dead letter is written
+        ("dead letter", "invalid_event"),
+        ("read", 1),
+        ("sent", ["c"]),
+        ("read", 0),
+        ("stored", ["c"]),
+        ("read", 0),
+    ]
+    assert consumer.processed == 3 and pending(streams) == 0

@@ -36,11 +36,13 @@ from apps.conversations.services.handoff import (
 from apps.conversations.services.inbound import (
     InboundMessage,
     InboundRecord,
+    InboundStoring,
     business_message_record,
     durability_position,
     durability_wait,
     inbound_message_record,
     inbound_messages_record,
+    inbound_messages_send,
     message_transcript_set,
 )
 from apps.conversations.services.replies import (
@@ -56,6 +58,7 @@ __all__ = [
     "BotReply",
     "InboundMessage",
     "InboundRecord",
+    "InboundStoring",
     "bot_reply_deliver",
     "bot_reply_record",
     "business_message_record",
@@ -72,6 +75,7 @@ __all__ = [
     "durability_wait",
     "inbound_message_record",
     "inbound_messages_record",
+    "inbound_messages_send",
     "message_command_assign",
     "message_delivery_ack",
     "message_is_sendable",

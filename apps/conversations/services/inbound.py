@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from psycopg import errors as psycopg_errors
+from psycopg import generators, pq
 
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services._thread import _preview, _touch
@@ -174,10 +177,128 @@ def inbound_messages_record(
     ``wait_for_disk=False`` commits asynchronously (stored and visible at once, on disk within
     a moment): only for callers that keep their own copy until ``durability_wait()`` returned,
     as the WhatsApp consumer keeps its stream entries unacknowledged.
+
+    ``inbound_messages_send`` does the same in two steps, so that the caller can work while
+    PostgreSQL stores the messages.
+    """
+    return inbound_messages_send(items=items, wait_for_disk=wait_for_disk).records()
+
+
+_STORE = (
+    "SELECT item_external_id, message_id, message_conversation_id "
+    "FROM eva_inbound_messages({items}::jsonb, {now}::timestamptz) "
+    # Local to this transaction: it decides whether its commit waits for the disk.
+    "CROSS JOIN set_config('synchronous_commit', {sync}, true)"
+)
+_STORE_NOW = _STORE.format(items="%s", now="%s", sync="%s")
+_STORE_SENT = _STORE.format(items="$1", now="$2", sync="$3").encode()
+StoredRow = tuple[str, int, int]  # (external id, message id, conversation id)
+
+
+class InboundStoring:
+    """Customer messages handed to PostgreSQL (``inbound_messages_send``); ``records()`` waits
+    for the database and returns what ``inbound_messages_record`` returns."""
+
+    def __init__(
+        self,
+        items: list[InboundMessage],
+        now: datetime,
+        *,
+        rows: list[StoredRow] | None = None,
+        sent: Any = None,
+    ) -> None:
+        self.items = items
+        self.now = now
+        self._rows = rows
+        self._sent = sent  # the connection the statement is running on
+        self._sent_at = time.monotonic()
+
+    def records(self) -> list[InboundRecord]:
+        if self._rows is None:
+            self._rows = _received(self._sent)
+            self._sent = None
+            if connection.queries_logged:
+                # Counted like the statements Django runs (assertNumQueries, DEBUG).
+                connection.queries_log.append(
+                    {"sql": _STORE_NOW, "time": f"{time.monotonic() - self._sent_at:.3f}"}
+                )
+        return _records(self.items, self._rows, self.now)
+
+
+def inbound_messages_send(
+    *, items: list[InboundMessage], wait_for_disk: bool = True
+) -> InboundStoring:
+    """Start storing ``items`` (see ``inbound_messages_record``) and return without waiting.
+
+    Outside a transaction the statement is sent and PostgreSQL runs it while the caller goes
+    on (the WhatsApp consumer reads the next entries meanwhile); until ``records()`` returned,
+    nothing else may use the connection (psycopg refuses: "another command is already in
+    progress"). Inside a transaction it runs at once, in a savepoint, so that a refusal leaves
+    the caller's transaction usable. Raises ValidationError (nothing sent) for a bad item.
     """
     for item in items:
         _check(item)
-    payload = [
+    items = [_storable(item) for item in items]
+    payload = json.dumps(_payload(items), cls=DjangoJSONEncoder)
+    now = timezone.now()
+    sync = "on" if wait_for_disk else "off"
+    if connection.in_atomic_block:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_STORE_NOW, [payload, now, sync])
+            return InboundStoring(items, now, rows=list(cursor.fetchall()))
+    with connection.cursor():
+        pass  # opening a cursor connects and puts the tenant's search path in place
+    with connection.wrap_database_errors:
+        conn = connection.connection
+        conn.pgconn.send_query_params(
+            _STORE_SENT, [payload.encode(), now.isoformat().encode(), sync.encode()]
+        )
+        conn.wait(generators.send(conn.pgconn))
+    return InboundStoring(items, now, sent=connection.connection)
+
+
+def _received(conn: Any) -> list[StoredRow]:
+    """Wait for the statement ``inbound_messages_send`` sent on ``conn``; its rows."""
+    with connection.wrap_database_errors:
+        results = conn.wait(generators.fetch_many(conn.pgconn))
+        rows: list[StoredRow] = []
+        for result in results:
+            if result.status != pq.ExecStatus.TUPLES_OK:
+                raise psycopg_errors.error_from_result(result, encoding=conn.info.encoding)
+            rows.extend(
+                (
+                    bytes(result.get_value(row, 0) or b"").decode(),
+                    int(result.get_value(row, 1) or 0),
+                    int(result.get_value(row, 2) or 0),
+                )
+                for row in range(result.ntuples)
+            )
+    return rows
+
+
+def _storable(item: InboundMessage) -> InboundMessage:
+    """The item without NUL characters: PostgreSQL's text cannot hold them (its JSON refuses
+    the whole batch), and a customer's text or a file name can carry one."""
+    media = item.media or {}
+    if not any(
+        isinstance(value, str) and "\x00" in value
+        for value in (item.text, item.contact_name, *media.values())
+    ):
+        return item
+
+    def clean(value: Any) -> Any:
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+    return dataclasses.replace(
+        item,
+        text=clean(item.text),
+        contact_name=clean(item.contact_name),
+        media={key: clean(value) for key, value in media.items()} if item.media else item.media,
+    )
+
+
+def _payload(items: list[InboundMessage]) -> list[dict[str, Any]]:
+    return [
         {
             "ord": position,
             "external_id": item.external_id,
@@ -197,19 +318,12 @@ def inbound_messages_record(
         }
         for position, item in enumerate(items)
     ]
-    now = timezone.now()
-    # One statement commits by itself; inside a caller's transaction it gets a savepoint, so a
-    # refusal leaves the caller's transaction usable (the consumer then retries one by one).
-    scope = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
-    with scope, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT item_external_id, message_id, message_conversation_id "
-            "FROM eva_inbound_messages(%s::jsonb, %s) "
-            # Local to this transaction: it decides whether its commit waits for the disk.
-            "CROSS JOIN set_config('synchronous_commit', %s, true)",
-            [json.dumps(payload, cls=DjangoJSONEncoder), now, "on" if wait_for_disk else "off"],
-        )
-        stored = {external_id: (pk, conversation) for external_id, pk, conversation in cursor}
+
+
+def _records(
+    items: list[InboundMessage], rows: list[StoredRow], now: datetime
+) -> list[InboundRecord]:
+    stored = {external_id: (pk, conversation) for external_id, pk, conversation in rows}
     twins: dict[str, Message] = {}
     if len(stored) < len(items):  # redeliveries (or the same id twice in this call)
         twins = {

@@ -288,3 +288,31 @@ def test_an_asynchronous_commit_reaches_the_disk_without_anyone_waiting_for_it(w
         time.sleep(0.02)
         _, on_disk = durability_position()
     assert on_disk >= written
+
+
+def test_nul_characters_are_dropped_instead_of_refusing_the_message(world):
+    """PostgreSQL's text cannot hold NUL, and its JSON refuses the whole batch for one: a
+    customer's text (or a file name) carrying one is stored without it."""
+    with tenant_context(world.tenant_a):
+        records = inbound_messages_record(
+            items=[
+                item("34600900900@c.us", "hola\x00 ¿precio?", name="A\x00na"),
+                item(
+                    "34600900900@c.us",
+                    "",
+                    kind="document",
+                    media={
+                        "ref": "a/2.pdf",
+                        "mime": "application/pdf",
+                        "size": 3,
+                        "sha256": "0" * 64,
+                        "filename": "lista\x00.pdf",
+                    },
+                ),
+            ]
+        )
+        assert all(r.created for r in records)
+        first, second = (Message.objects.get(pk=r.message.pk) for r in records)
+        assert first.text == records[0].message.text == "hola ¿precio?"
+        assert second.media["filename"] == "lista.pdf"
+        assert Contact.objects.get(wa_id="34600900900@c.us").name == "Ana"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -123,14 +124,15 @@ class Command(BaseCommand):
             on_customer_text=schedule_reply, on_voice_note=transcribe, wait_for_disk=False
         )
 
-        def handle_read(events: list[dict[str, Any]]) -> list[BaseException | None]:
+        def handle_read(events: list[dict[str, Any]]) -> Callable[[], list[BaseException | None]]:
             # A long-running process: drop connections the database closed or that aged out.
             close_old_connections()
-            return handler.handle_batch(events)
+            # A read of customer messages is stored while the consumer reads the next one.
+            return handler.submit_batch(events)
 
         consumer = InboundConsumer(
             client=publisher.redis_client(),
-            batch_handler=handle_read,
+            submit_handler=handle_read,
             # Messages commit without waiting for the disk; entries are acknowledged once it
             # has them (see apps.channels.consumer).
             make_durable=handler.make_durable,
