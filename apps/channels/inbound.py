@@ -71,14 +71,14 @@ def _e164(phone: str | None) -> str | None:
     return f"+{phone}" if phone else None
 
 
-def _deferred(hook: MessageHook, message: Message) -> Callable[[], None]:
+def _deferred(hook: MessageHook, record: conversations.InboundRecord) -> Callable[[], None]:
     """``hook(message)`` as an on-commit callback whose name says which hook and message (Django
     logs it when a robust callback fails)."""
 
     def call() -> None:
-        hook(message)
+        hook(record.message)
 
-    call.__qualname__ = f"{getattr(hook, '__qualname__', repr(hook))}(message {message.pk})"
+    call.__qualname__ = f"{getattr(hook, '__qualname__', repr(hook))}(message {record.message_id})"
     return call
 
 
@@ -305,19 +305,19 @@ class InboundEventHandler:
             # A deactivated tenant keeps its data but gets no automated replies.
             return
         for record in records:
-            if not record.created:
+            item = record.item
+            if not record.created or item is None:
                 continue  # redelivered: stored and handed on the first time
-            message = record.message
-            if message.kind == Message.Kind.AUDIO and self.on_voice_note is not None:
-                hook, target = self.on_voice_note, message
-            elif message.text.strip() and self.on_customer_text is not None:
-                hook, target = self.on_customer_text, message
+            if item.kind == Message.Kind.AUDIO and self.on_voice_note is not None:
+                hook = self.on_voice_note
+            elif item.text.strip() and self.on_customer_text is not None:
+                hook = self.on_customer_text
             else:
                 continue
             # robust: a hook that fails (the broker unreachable) is logged with its message and
             # does not stop the hooks of the other messages of the read, nor make the consumer
             # store the read again message by message.
-            transaction.on_commit(_deferred(hook, target), robust=True)
+            transaction.on_commit(_deferred(hook, record), robust=True)
 
     def _on_outgoing_from_phone(self, event: dict[str, Any]) -> None:
         if event["is_group"]:

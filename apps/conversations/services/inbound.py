@@ -44,10 +44,41 @@ class InboundMessage:
     agent_id: int | None = None
 
 
-@dataclass(frozen=True)
 class InboundRecord:
-    message: Message
-    created: bool
+    """A stored message and whether this call created it (False: stored before).
+
+    ``message`` is built on first use when the call stored it (from what was sent and the ids
+    PostgreSQL returned; no query): a consumer storing thousands of messages a second builds
+    only the ones it hands on."""
+
+    def __init__(
+        self,
+        *,
+        created: bool,
+        message: Message | None = None,
+        stored: tuple[int, int, InboundMessage, datetime] | None = None,
+    ) -> None:
+        if (message is None) == (stored is None):
+            raise TypeError("give the record its message or what was stored (one of them)")
+        self.created = created
+        self._message = message
+        self._stored = stored
+
+    @property
+    def message(self) -> Message:
+        if self._message is None:
+            assert self._stored is not None
+            self._message = _stored_message(*self._stored)
+        return self._message
+
+    @property
+    def message_id(self) -> int:
+        return self._stored[0] if self._stored is not None else self.message.pk
+
+    @property
+    def item(self) -> InboundMessage | None:
+        """What was stored, when this call stored it."""
+        return self._stored[2] if self._stored is not None else None
 
     @property
     def conversation(self) -> Conversation:
@@ -333,18 +364,19 @@ def _records(
             )
         }
     records = []
-    new: dict[str, Message] = {}
+    new: dict[str, InboundRecord] = {}
     for item in items:
         if item.external_id in new:
             # The same id twice in one call: stored once, the second is a redelivery.
-            records.append(InboundRecord(message=new[item.external_id], created=False))
+            first = new[item.external_id]
+            records.append(InboundRecord(message=first.message, created=False))
         elif item.external_id not in stored:
             records.append(InboundRecord(message=twins[item.external_id], created=False))
         else:
             message_id, conversation_id = stored[item.external_id]
-            message = _stored_message(message_id, conversation_id, item, now)
-            new[item.external_id] = message
-            records.append(InboundRecord(message=message, created=True))
+            record = InboundRecord(created=True, stored=(message_id, conversation_id, item, now))
+            new[item.external_id] = record
+            records.append(record)
     return records
 
 
