@@ -41,6 +41,19 @@ class World:
     owner_b: Persona
 
 
+def _forget_reply_claims() -> None:
+    """Reply claims (apps.agents.services.reply_schedule) name conversations by id: those left
+    by an earlier run's database, a minute ago, would hold back this run's replies."""
+    from django.conf import settings
+
+    from apps.ops.stream import redis_client
+
+    client = redis_client()
+    claims = list(client.scan_iter(f"{settings.EVA_STREAM_PREFIX}:reply-claim:*"))
+    if claims:
+        client.delete(*claims)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker) -> None:
     """After the test database exists, create the two tenants every isolation test uses."""
@@ -53,6 +66,7 @@ def django_db_setup(django_db_setup, django_db_blocker) -> None:
     if not str(db_name).startswith("test_"):
         # Never onboard test tenants into a real database.
         raise RuntimeError(f"refusing to create test tenants in database {db_name!r}")
+    _forget_reply_claims()
     with django_db_blocker.unblock():
         for slug, name in (("alpha", "Alpha Store"), ("beta", "Beta Shop")):
             tenant_onboard(
@@ -140,6 +154,11 @@ def worker_process(
     }
     log_path = ROOT / ".eva" / f"test-worker-{node.split('@')[0]}.log"
     log_path.parent.mkdir(exist_ok=True)
+    for old in log_path.parent.glob("test-worker-*.log"):
+        # One log per worker and run (named by pid): a day's are kept for reading, no more.
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - old.stat().st_mtime > 86400:
+                old.unlink()
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(
             [

@@ -5,7 +5,8 @@ Measures, in one run and on the same Valkey and PostgreSQL:
 * **raw**: XADD → XREADGROUP → XACK of the same entries, nothing else (the baseline);
 * **EVA**: XADD → InboundConsumer configured as ``manage.py consume_inbound`` configures it
   (contract validation, tenant from the public index, idempotent storage of each read by one
-  ``eva_inbound_messages`` call in the tenant's schema, asynchronous commit) → XACK once the
+  ``eva_inbound_messages`` call in the tenant's schema, sent to PostgreSQL and finished once the
+  next read is in, asynchronous commit) → XACK once the
   database's log on disk covers the entry (checked every EVA_INBOUND_ACK_DELAY_MS; a flush after
   that long without new entries). The drain ends with a flush and the last XACK.
 
@@ -13,7 +14,8 @@ Each consumer runs in its own process, as ``consume_inbound`` does in production
 process plays the gateway (one XADD per event). For each path: the latency from XADD to "read"
 (raw) or "stored and committed" (EVA; also "on disk and acknowledged") at paced rates
 (p50/p99), and the drain throughput of a pre-filled stream. Replies are not scheduled (no
-hooks): this is the channel's own cost. The tenant starts with ``--history`` messages.
+hooks, so no stored message is built as a Django object either): this is the channel's own
+cost. The tenant starts with ``--history`` messages.
 
     .venv/bin/python bench/channels_inbound.py [--seconds 5] [--rates 100,1000] [--drain 5000]
 

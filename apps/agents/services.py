@@ -1,4 +1,5 @@
-"""Writes on agents, and the entry point surfaces call after a customer message: reply_schedule.
+"""Writes on agents, and the entry point surfaces call after a customer message: reply_schedule
+(with reply_turn_take / reply_turn_later, what the reply task does with it).
 
 The reply engine itself is ``apps.agents.engine.conversation_reply`` (run by the Celery task
 ``workers.agent.reply_to_conversation``).
@@ -6,14 +7,22 @@ The reply engine itself is ``apps.agents.engine.conversation_reply`` (run by the
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.agents.models import Agent
+from eva.db import current_schema
+
+logger = logging.getLogger(__name__)
 
 REPLY_TASK = "workers.agent.reply_to_conversation"
 
@@ -128,20 +137,115 @@ def agent_delete(*, agent: Agent) -> None:
             Agent.objects.filter(pk=successor.pk).update(is_default=True)
 
 
-def reply_schedule(*, conversation_id: int, message_id: int) -> None:
-    """Ask for a reply to a customer message, after a short quiet window.
+# A claim outlives its task's countdown by this much: a reply task that was lost (a worker
+# killed with the task in hand, a dead letter) blocks new ones for that long at most.
+REPLY_CLAIM_MARGIN_S = 120.0
 
-    Called by surfaces after an inbound message with text is stored (voice notes: after the
-    transcript is set). The task runs ``EVA_AGENT_BURST_SECONDS`` later; a task that then finds a
-    newer customer message in the conversation does nothing, because that message's own task
-    answers the whole burst in one reply. Enqueued after the current transaction commits, so the
-    worker always sees the message.
-    """
+
+def _reply_claim_key(conversation_id: int) -> str:
+    return f"{settings.EVA_STREAM_PREFIX}:reply-claim:{current_schema()}:{conversation_id}"
+
+
+def _reply_claim(conversation_id: int) -> bool:
+    """Claim the conversation's next reply task: True when no task was on its way (the caller
+    sends one); False when one is (it answers this message too)."""
+    from apps.ops.stream import redis_client
+
+    ttl_ms = int((settings.EVA_AGENT_BURST_SECONDS + REPLY_CLAIM_MARGIN_S) * 1000)
+    return bool(redis_client().set(_reply_claim_key(conversation_id), "1", nx=True, px=ttl_ms))
+
+
+def _reply_send(*, conversation_id: int, message_id: int, countdown: float, quiet_s: float) -> None:
     from eva.celery import app
 
+    app.send_task(
+        REPLY_TASK,
+        args=[conversation_id, message_id],
+        # The window travels with the task: the worker measures the same one.
+        kwargs={"quiet_s": quiet_s},
+        countdown=countdown,
+    )
+
+
+def reply_schedule(*, conversation_id: int, message_id: int) -> None:
+    """Ask for a reply to a customer message, once the customer has been quiet for
+    ``EVA_AGENT_BURST_SECONDS``.
+
+    Called by surfaces after an inbound message with text is stored (voice notes: after the
+    transcript is set), inside the tenant's schema. One reply task per conversation is on its
+    way at a time (a claim in Redis): the first message of a burst sends it, due
+    ``EVA_AGENT_BURST_SECONDS`` later; the messages after it only find the claim taken. The
+    task (``reply_turn_take``) comes back later while the customer is still writing, and
+    answers the whole burst in one reply. Sent after the current transaction commits, so the
+    worker always sees the message. If Redis cannot be asked, the task is sent anyway (a
+    second task for a burst answers nothing twice: the engine refuses duplicates).
+    """
     countdown = settings.EVA_AGENT_BURST_SECONDS
 
     def enqueue() -> None:
-        app.send_task(REPLY_TASK, args=[conversation_id, message_id], countdown=countdown)
+        try:
+            claimed = _reply_claim(conversation_id)
+        except redis.RedisError:
+            logger.warning("reply claim unavailable; sending the reply task anyway", exc_info=True)
+            claimed = True
+        if claimed:
+            _reply_send(
+                conversation_id=conversation_id,
+                message_id=message_id,
+                countdown=countdown,
+                quiet_s=countdown,
+            )
 
     transaction.on_commit(enqueue)
+
+
+@dataclass(frozen=True)
+class ReplyTurn:
+    """What a reply task found when it started (``reply_turn_take``)."""
+
+    message_id: int | None  # the conversation's newest customer message (None: none)
+    wait_s: float  # how long until the customer has been quiet for quiet_s
+    quiet_s: float  # the quiet window (EVA_AGENT_BURST_SECONDS where the message was stored)
+
+
+def reply_turn_take(*, conversation_id: int, quiet_s: float | None = None) -> ReplyTurn:
+    """Called by the reply task as it starts: releases the conversation's claim (a message
+    stored from now on sends a task of its own) and says which message to answer and whether
+    the burst is over (``quiet_s``: the window the task was sent with; default
+    EVA_AGENT_BURST_SECONDS). While it is not (``wait_s`` > 0), the task calls
+    ``reply_turn_later``."""
+    from apps.conversations.models import Message
+    from apps.ops.stream import redis_client
+
+    try:
+        redis_client().delete(_reply_claim_key(conversation_id))
+    except redis.RedisError:
+        # The claim expires on its own; until then later messages ride on this task.
+        logger.warning("could not release the reply claim", exc_info=True)
+    newest = (
+        Message.objects.filter(conversation_id=conversation_id, direction=Message.Direction.IN)
+        .order_by("-id")
+        .values_list("id", "created_at")
+        .first()
+    )
+    if quiet_s is None:
+        quiet_s = settings.EVA_AGENT_BURST_SECONDS
+    if newest is None:
+        return ReplyTurn(message_id=None, wait_s=0.0, quiet_s=quiet_s)
+    quiet_at = newest[1] + timedelta(seconds=quiet_s)
+    wait_s = max((quiet_at - timezone.now()).total_seconds(), 0.0)
+    return ReplyTurn(message_id=newest[0], wait_s=wait_s, quiet_s=quiet_s)
+
+
+def reply_turn_later(*, conversation_id: int, turn: ReplyTurn) -> bool:
+    """Send the reply task again, due when the customer has been quiet long enough; False when
+    a message stored meanwhile already sent one (it answers the burst)."""
+    if turn.message_id is None or not _reply_claim(conversation_id):
+        return False
+    _reply_send(
+        conversation_id=conversation_id,
+        message_id=turn.message_id,
+        countdown=turn.wait_s,
+        quiet_s=turn.quiet_s,
+    )
+    return True

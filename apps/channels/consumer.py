@@ -6,6 +6,11 @@ any consumer of the group reclaims it with XAUTOCLAIM once it has been idle long
 handler's idempotency (unique WhatsApp id, monotonic statuses) makes the second run a no-op.
 Entries are handled a read at a time (``batch_handler``: one call, one outcome per entry) and
 acknowledged together with one XACK, which is what keeps the consumer's cost per entry small.
+With a ``submit_handler`` (what ``manage.py consume_inbound`` uses) handling a read has two
+steps: the handler sends the read's work to the database and returns what finishes it; the
+consumer reads and validates the next entries while PostgreSQL works, then finishes the read in
+flight, then submits the next one. Anything else that needs the database (a dead letter, the
+disk checks below, reclaiming, stopping) finishes the read in flight first.
 An entry that keeps failing is recorded as a dead letter after N deliveries and acknowledged, so
 one poison entry never blocks the stream; nothing is ever dropped without a record.
 

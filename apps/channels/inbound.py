@@ -9,7 +9,8 @@ the stream entry only after it committed.
 tenant are stored together in one transaction (a handful of statements for the lot, which is
 what lets one consumer keep up with a thousand messages a second); every other event is applied
 on its own, in stream order. If a batch transaction fails, its events are applied one by one, so
-one bad event cannot hold back the others or take them down with it.
+one bad event cannot hold back the others or take them down with it. ``submit_batch`` does the
+same in two steps (the consumer reads on while PostgreSQL stores a read of customer messages).
 
 What happens after a customer message is stored (the reply engine, transcription) is not this
 app's business: the caller passes ``on_customer_text`` / ``on_voice_note`` hooks, which run after

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from apps.channels.management.commands.consume_inbound import schedule_reply, transcribe
+from apps.conversations.models import Message
 from apps.conversations.services import inbound_message_record
 
 pytestmark = pytest.mark.django_db
@@ -70,3 +71,63 @@ def test_voice_notes_go_to_transcription_and_texts_to_the_engine_in_their_schema
     assert reply["queue"] == "agent"
     assert reply["body"][0] == [message.conversation_id, message.pk]
     assert reply["headers"]["_schema_name"] == "alpha"
+
+
+def test_a_burst_of_texts_sends_one_reply_task_and_the_task_comes_back_while_it_lasts(
+    world, published, settings, django_capture_on_commit_callbacks
+):
+    from apps.agents.services import reply_turn_later, reply_turn_take
+
+    settings.EVA_AGENT_BURST_SECONDS = 0.3
+    customer = f"52155{uuid.uuid4().int % 10**8:08d}@c.us"
+
+    def text(body: str):
+        return inbound_message_record(
+            channel="whatsapp",
+            channel_ref="alpha-hooks",
+            contact_wa_id=customer,
+            contact_phone=None,
+            contact_name=None,
+            external_id=f"false_burst_{uuid.uuid4().hex}",
+            kind="text",
+            text=body,
+            media=None,
+            sent_at=timezone.now(),
+        ).message
+
+    def replies() -> list[list[int]]:
+        task = "workers.agent.reply_to_conversation"
+        return [p["body"][0] for p in published if p["task"] == task]
+
+    with tenant_context(world.tenant_a):
+        burst = [text(body) for body in ("hola", "una pregunta", "¿hacen envíos?")]
+        conversation = burst[0].conversation_id
+        for message in burst:
+            with django_capture_on_commit_callbacks(execute=True):
+                schedule_reply(message)
+        # One task for the burst (the first message's, due 0.3 s later); the others rode on it.
+        assert replies() == [[conversation, burst[0].pk]]
+
+        # The task starts: the claim is released, the burst's newest message is the one to
+        # answer, and the customer wrote less than 0.3 s ago: it comes back later.
+        turn = reply_turn_take(conversation_id=conversation)
+        assert turn.message_id == burst[-1].pk and 0 < turn.wait_s <= 0.3
+        assert reply_turn_later(conversation_id=conversation, turn=turn)
+        assert replies()[-1] == [conversation, burst[-1].pk]
+        with django_capture_on_commit_callbacks(execute=True):
+            schedule_reply(text("¿y a Lima?"))  # the task that came back answers it too
+        assert len(replies()) == 2
+
+        import time
+
+        time.sleep(0.35)
+        turn = reply_turn_take(conversation_id=conversation)
+        assert turn.wait_s == 0  # quiet long enough: the task answers now
+        with django_capture_on_commit_callbacks(execute=True):
+            schedule_reply(text("gracias"))  # after the task took its turn: a task of its own
+        assert len(replies()) == 3
+    with tenant_context(world.tenant_b):
+        # Another tenant's conversation with the same id has claims of its own.
+        with django_capture_on_commit_callbacks(execute=True):
+            schedule_reply(Message(pk=burst[0].pk, conversation_id=conversation))
+        assert len(replies()) == 4
