@@ -40,19 +40,25 @@ def published(monkeypatch):
     before_task_publish.disconnect(capture)
 
 
-def _voice_note():
+def _stored(customer: str, *, kind: str = "text", text: str = "", media: dict | None = None):
+    """A customer message as consume_inbound stores it, in the current tenant's schema."""
     return inbound_message_record(
         channel="whatsapp",
         channel_ref="alpha-hooks",
-        contact_wa_id="5215500000099@c.us",
-        contact_phone="+5215500000099",
+        contact_wa_id=customer,
+        contact_phone=None,
         contact_name=None,
         external_id=f"false_hooks_{uuid.uuid4().hex}",
-        kind="audio",
-        text="",
-        media={"ref": "alpha/whatsapp/x.ogg", "mime": "audio/ogg", "size": 1, "sha256": "0" * 64},
+        kind=kind,
+        text=text,
+        media=media,
         sent_at=timezone.now(),
     ).message
+
+
+def _voice_note():
+    media = {"ref": "alpha/whatsapp/x.ogg", "mime": "audio/ogg", "size": 1, "sha256": "0" * 64}
+    return _stored("5215500000099@c.us", kind="audio", media=media)
 
 
 def test_voice_notes_go_to_transcription_and_texts_to_the_engine_in_their_schema(
@@ -82,18 +88,7 @@ def test_a_burst_of_texts_sends_one_reply_task_and_the_task_comes_back_while_it_
     customer = f"52155{uuid.uuid4().int % 10**8:08d}@c.us"
 
     def text(body: str):
-        return inbound_message_record(
-            channel="whatsapp",
-            channel_ref="alpha-hooks",
-            contact_wa_id=customer,
-            contact_phone=None,
-            contact_name=None,
-            external_id=f"false_burst_{uuid.uuid4().hex}",
-            kind="text",
-            text=body,
-            media=None,
-            sent_at=timezone.now(),
-        ).message
+        return _stored(customer, text=body)
 
     def replies() -> list[list[int]]:
         task = "workers.agent.reply_to_conversation"
