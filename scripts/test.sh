@@ -65,7 +65,15 @@ fi
 
 if [ -f gateway-node/package.json ]; then
   step "gateway-node"
-  (cd gateway-node && npm test)
+  # A test file whose process never exits (a connection left open) would hang CI: bounded.
+  set +e
+  (cd gateway-node && timeout --kill-after=10 300 npm test)
+  status=$?
+  set -e
+  if [ $status -eq 124 ] || [ $status -eq 137 ]; then
+    echo "gateway-node tests did not finish within 300 s (a test process left a handle open?)" >&2
+  fi
+  [ $status -eq 0 ] || exit $status
 fi
 
 step "done"

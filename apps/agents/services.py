@@ -143,16 +143,17 @@ REPLY_CLAIM_MARGIN_S = 120.0
 
 
 def _reply_claim_key(conversation_id: int) -> str:
+    """The claim of a conversation of the current tenant (conversation ids are per schema)."""
     return f"{settings.EVA_STREAM_PREFIX}:reply-claim:{current_schema()}:{conversation_id}"
 
 
-def _reply_claim(conversation_id: int) -> bool:
-    """Claim the conversation's next reply task: True when no task was on its way (the caller
+def _reply_claim(key: str) -> bool:
+    """Claim a conversation's next reply task: True when no task was on its way (the caller
     sends one); False when one is (it answers this message too)."""
     from apps.ops.stream import redis_client
 
     ttl_ms = int((settings.EVA_AGENT_BURST_SECONDS + REPLY_CLAIM_MARGIN_S) * 1000)
-    return bool(redis_client().set(_reply_claim_key(conversation_id), "1", nx=True, px=ttl_ms))
+    return bool(redis_client().set(key, "1", nx=True, px=ttl_ms))
 
 
 def _reply_send(*, conversation_id: int, message_id: int, countdown: float, quiet_s: float) -> None:
@@ -181,10 +182,11 @@ def reply_schedule(*, conversation_id: int, message_id: int) -> None:
     second task for a burst answers nothing twice: the engine refuses duplicates).
     """
     countdown = settings.EVA_AGENT_BURST_SECONDS
+    key = _reply_claim_key(conversation_id)  # now, in the tenant's schema
 
     def enqueue() -> None:
         try:
-            claimed = _reply_claim(conversation_id)
+            claimed = _reply_claim(key)
         except redis.RedisError:
             logger.warning("reply claim unavailable; sending the reply task anyway", exc_info=True)
             claimed = True
@@ -240,7 +242,7 @@ def reply_turn_take(*, conversation_id: int, quiet_s: float | None = None) -> Re
 def reply_turn_later(*, conversation_id: int, turn: ReplyTurn) -> bool:
     """Send the reply task again, due when the customer has been quiet long enough; False when
     a message stored meanwhile already sent one (it answers the burst)."""
-    if turn.message_id is None or not _reply_claim(conversation_id):
+    if turn.message_id is None or not _reply_claim(_reply_claim_key(conversation_id)):
         return False
     _reply_send(
         conversation_id=conversation_id,

@@ -178,6 +178,7 @@ class Session {
 
   async onReady() {
     clearTimeout(this.timers.ready);
+    const generation = this.generation;
     this.state = 'ready';
     this.attempt = 0;
     this.readySince = new Date().toISOString();
@@ -185,6 +186,9 @@ class Session {
     const user = this.client && this.client.info && this.client.info.wid && this.client.info.wid.user;
     this.phone = PHONE_RE.test(user || '') ? user : null;
     await this.publishStatus('ready');
+    // Stopped or torn down while the status was being published: their outbound.stop() has run
+    // already, and a consumer started now would hold a Redis connection nobody closes.
+    if (this.stopping || generation !== this.generation) return;
     this.outbound.start();
   }
 

@@ -223,3 +223,26 @@ test('an explicit start rebuilds a session that WhatsApp blocked', async () => {
   await world.control('sess1', 'start');
   await waitFor(() => gw.fake.forSession('sess1').length === 2 && gw.sessions.get('sess1').state === 'ready', { what: 'restarted' });
 });
+
+test('a session stopped while its "ready" status is being published does not start consuming', async () => {
+  const gw = await world.gateway({}, { behaviour: { autoReady: false } });
+  await gw.startSession('sess1', 'acme');
+  const client = gw.fake.latest('sess1');
+  await waitFor(() => client.calls.initialize === 1, { what: 'initialize' });
+  const publish = gw.publish.bind(gw);
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  gw.publish = async (doc) => {
+    if (doc.type === 'session_status' && doc.status === 'ready') await held;
+    return publish(doc);
+  };
+  const session = gw.sessions.get('sess1');
+  client.pair();
+  await waitFor(() => session.state === 'ready', { what: 'ready (its status not published yet)' });
+  const stopped = session.stop({ status: 'stopped', reason: 'test' });
+  release();
+  await stopped;
+  await sleep(100); // the ready handler has resumed by now
+  assert.equal(session.outbound.running, false, 'no outbound consumer after stop');
+  assert.equal(session.outbound.blocking, null, 'and no Redis connection left open for it');
+});
