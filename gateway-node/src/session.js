@@ -132,6 +132,9 @@ class Session {
     on('message_ack', (msg, ack) => this.onMessageAck(msg, ack));
     this.state = 'starting';
     await this.publishStatus('starting');
+    // Stopped (or rebuilt) while the status was being published: stop() has closed this client
+    // already; initializing it now would launch a browser nobody closes.
+    if (gen !== this.generation || this.stopping) return;
     this.armReadyTimer();
     Promise.resolve()
       .then(() => client.initialize())

@@ -246,3 +246,24 @@ test('a session stopped while its "ready" status is being published does not sta
   assert.equal(session.outbound.running, false, 'no outbound consumer after stop');
   assert.equal(session.outbound.blocking, null, 'and no Redis connection left open for it');
 });
+
+test('a session stopped while its "starting" status is being published never initializes its client', async () => {
+  const gw = await world.gateway({}, { behaviour: { autoReady: false } });
+  const publish = gw.publish.bind(gw);
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  gw.publish = async (doc) => {
+    if (doc.type === 'session_status' && doc.status === 'starting') await held;
+    return publish(doc);
+  };
+  const starting = gw.startSession('sess1', 'acme');
+  await waitFor(() => gw.sessions.get('sess1') && gw.sessions.get('sess1').state === 'starting', { what: 'starting' });
+  const session = gw.sessions.get('sess1');
+  const client = gw.fake.latest('sess1');
+  const stopped = session.stop({ status: 'stopped', reason: 'test' });
+  release();
+  await Promise.allSettled([starting, stopped]);
+  await sleep(100);
+  assert.equal(client.calls.initialize || 0, 0, 'the browser was never started');
+  assert.equal(client.calls.destroy, 1);
+});
