@@ -224,18 +224,24 @@ test('an explicit start rebuilds a session that WhatsApp blocked', async () => {
   await waitFor(() => gw.fake.forSession('sess1').length === 2 && gw.sessions.get('sess1').state === 'ready', { what: 'restarted' });
 });
 
+// Hold back the publishing of one session status until release() is called.
+function holdStatus(gw, status) {
+  const publish = gw.publish.bind(gw);
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  gw.publish = async (doc) => {
+    if (doc.type === 'session_status' && doc.status === status) await held;
+    return publish(doc);
+  };
+  return release;
+}
+
 test('a session stopped while its "ready" status is being published does not start consuming', async () => {
   const gw = await world.gateway({}, { behaviour: { autoReady: false } });
   await gw.startSession('sess1', 'acme');
   const client = gw.fake.latest('sess1');
   await waitFor(() => client.calls.initialize === 1, { what: 'initialize' });
-  const publish = gw.publish.bind(gw);
-  let release;
-  const held = new Promise((resolve) => { release = resolve; });
-  gw.publish = async (doc) => {
-    if (doc.type === 'session_status' && doc.status === 'ready') await held;
-    return publish(doc);
-  };
+  const release = holdStatus(gw, 'ready');
   const session = gw.sessions.get('sess1');
   client.pair();
   await waitFor(() => session.state === 'ready', { what: 'ready (its status not published yet)' });
@@ -249,13 +255,7 @@ test('a session stopped while its "ready" status is being published does not sta
 
 test('a session stopped while its "starting" status is being published never initializes its client', async () => {
   const gw = await world.gateway({}, { behaviour: { autoReady: false } });
-  const publish = gw.publish.bind(gw);
-  let release;
-  const held = new Promise((resolve) => { release = resolve; });
-  gw.publish = async (doc) => {
-    if (doc.type === 'session_status' && doc.status === 'starting') await held;
-    return publish(doc);
-  };
+  const release = holdStatus(gw, 'starting');
   const starting = gw.startSession('sess1', 'acme');
   await waitFor(() => gw.sessions.get('sess1') && gw.sessions.get('sess1').state === 'starting', { what: 'starting' });
   const session = gw.sessions.get('sess1');
