@@ -145,17 +145,26 @@ def dead_letter_replay_failed(
 
 
 def dead_letter_mark_replayed(*, dead_letter_id: int, replay_task_id: str) -> bool:
-    """The replay ``replay_task_id`` succeeded: mark the dead letter ``replayed`` (once)."""
-    with _public():
-        return bool(
-            DeadLetter.objects.filter(
-                pk=dead_letter_id, replay_task_id=replay_task_id, status=DeadLetter.Status.NEW
-            ).update(
-                status=DeadLetter.Status.REPLAYED,
-                replay_task_id="",
-                status_changed_at=timezone.now(),
-            )
-        )
+    """The replay ``replay_task_id`` succeeded: mark the dead letter ``replayed`` (once).
+
+    The row is locked first, by its id: ``dead_letter_replay`` sends the task before it commits,
+    so a fast task gets here while the row still shows the previous replay id. An UPDATE
+    filtered on the new id would then skip the row (the row it sees does not match, and
+    PostgreSQL rechecks only rows that did) and the success would be lost; the lock waits for
+    that commit and returns the row as committed."""
+    with _public(), transaction.atomic():
+        dead_letter = DeadLetter.objects.select_for_update().filter(pk=dead_letter_id).first()
+        if (
+            dead_letter is None
+            or dead_letter.replay_task_id != replay_task_id
+            or dead_letter.status != DeadLetter.Status.NEW
+        ):
+            return False
+        dead_letter.status = DeadLetter.Status.REPLAYED
+        dead_letter.replay_task_id = ""
+        dead_letter.status_changed_at = timezone.now()
+        dead_letter.save(update_fields=["status", "replay_task_id", "status_changed_at"])
+        return True
 
 
 @dataclass(frozen=True)

@@ -284,3 +284,61 @@ def test_exit_codes_from_the_command_line(world):
     helptext = _manage("purge", "--help")
     assert helptext.returncode == 0
     assert "--older-than AGE" in helptext.stdout and "confirmation" in helptext.stdout
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_a_replay_that_succeeds_before_the_replay_command_commits_is_marked_replayed():
+    """dead_letter_replay sends the task inside its transaction; a fast worker reports success
+    while that transaction still holds the row (the flake this test pins down: the success
+    was lost and `dlq replay --wait` reported no outcome)."""
+    import threading
+
+    from django.db import connections, transaction
+
+    from apps.ops.services import dead_letter_mark_replayed
+
+    dead = dead_letter_record(
+        source="task",
+        name="workers.diagnostics.fails_until_fixed",
+        payload={},
+        tenant_schema="alpha",
+        error="ValueError: boom",
+        attempts=1,
+        task_id=f"race-{uuid.uuid4().hex}",
+    )
+    replay_id = f"replay-{dead.pk}-{uuid.uuid4().hex}"
+    locked, release = threading.Event(), threading.Event()
+    marked: list[bool] = []
+
+    def replay_command() -> None:  # what dead_letter_replay does before it commits
+        try:
+            with transaction.atomic():
+                DeadLetter.objects.select_for_update().filter(pk=dead.pk).update(
+                    replay_task_id=replay_id, replays=1
+                )
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def worker_success() -> None:
+        try:
+            ok = dead_letter_mark_replayed(dead_letter_id=dead.pk, replay_task_id=replay_id)
+            marked.append(ok)
+        finally:
+            connections.close_all()
+
+    command = threading.Thread(target=replay_command)
+    command.start()
+    assert locked.wait(10)
+    worker = threading.Thread(target=worker_success)
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive(), "the success waits for the replay command's commit"
+    release.set()
+    command.join(10)
+    worker.join(10)
+    assert marked == [True]
+    dead.refresh_from_db()
+    assert (dead.status, dead.replay_task_id, dead.replays) == ("replayed", "", 1)
+    DeadLetter.objects.filter(pk=dead.pk).delete()
