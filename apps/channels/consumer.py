@@ -257,18 +257,14 @@ class InboundConsumer:
             # validated and the one in flight finished, then it is sent in its turn.
             got = self._read(block=None)
             if got and not self._settle_due():
-                self._last_entry_at = time.monotonic()
                 return handled + got
             self._complete()
         if not got:
             got = self._read(block=self._block())
             if got and self._in_flight is not None and not self._settle_due():
-                self._last_entry_at = time.monotonic()
                 return handled + got
             self._complete()
         handled += got
-        if got:
-            self._last_entry_at = time.monotonic()
         if not self._waiting():
             return handled
         try:
@@ -377,21 +373,22 @@ class InboundConsumer:
         """process_many, except that a read the submit_handler started may be left in flight:
         the read in flight before it is finished first (after this one is validated, so that
         validating overlaps with the database)."""
+        if entries:
+            self._last_entry_at = time.monotonic()
         valid: list[_Valid] = []
-        invalid: list[tuple[str, str | None, str]] = []
+        invalid: list[tuple[str, str | None, str, int]] = []
         for entry_id, fields, deliveries in entries:
             raw = fields.get(contract.ENTRY_FIELD) if isinstance(fields, dict) else None
             try:
                 document = contract.parse_entry(fields, direction="inbound")
             except contract.ContractError as exc:
-                invalid.append((entry_id, raw, str(exc)))
+                invalid.append((entry_id, raw, str(exc), deliveries))
                 continue
             valid.append((entry_id, raw, document, deliveries))
         self._complete()
         # A malformed entry will never become valid: record it now instead of retrying.
-        deliveries_of = {entry_id: deliveries for entry_id, _fields, deliveries in entries}
-        for entry_id, raw, error in invalid:
-            self._bury(entry_id, raw, None, "invalid_event", error, deliveries_of[entry_id])
+        for entry_id, raw, error, deliveries in invalid:
+            self._bury(entry_id, raw, None, "invalid_event", error, deliveries)
         if not valid:
             return
         documents = [document for _id, _raw, document, _n in valid]
