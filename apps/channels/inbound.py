@@ -383,7 +383,7 @@ class InboundEventHandler:
             name=f"gateway.{event['command_type'] or 'command'}",
             payload={"stream": event["stream"], "entry_id": event["entry_id"], "event": event},
             tenant_schema=event["tenant_schema"],
-            error=f"{error['code']}: {error['message']}",
+            error=error["message"],  # the code is the exception type
             attempts=event["deliveries"],
             exception_type=error["code"],
             task_id=f"command_failed:{event['event_id']}",

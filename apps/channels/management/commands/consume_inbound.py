@@ -59,7 +59,7 @@ def record_dead_letter(stream: str) -> Any:
                 "fields": {"event": dead.raw_event},
             },
             tenant_schema=tenant,
-            error=f"{dead.error_code}: {dead.error}",
+            error=dead.error,  # the code is the exception type
             attempts=dead.deliveries,
             exception_type=dead.error_code,
             # One dead letter per stream entry, however often it is buried.
