@@ -143,11 +143,23 @@ def consumer_process(
 
         handler = InboundEventHandler(wait_for_disk=False)
 
-        def handle_read(events: list[dict[str, Any]]) -> Any:
-            begin, cpu = time.monotonic(), time.process_time()
-            first_read or first_read.append(begin)
-            finish = handler.submit_batch(events)  # sent; stored while the next read is made
-            cpu = time.process_time() - cpu
+        def handle_read(events: list[dict[str, Any]], connection_needed: Any) -> Any:
+            first_read or first_read.append(time.monotonic())
+            cpu = -time.process_time()
+            begin = time.monotonic()
+
+            def needed() -> None:
+                # The read before is finished here: its time is not this read's.
+                nonlocal cpu, begin
+                cpu += time.process_time()
+                connection_needed()
+                cpu -= time.process_time()
+                begin = time.monotonic()
+
+            # Prepared, then sent once the read before is finished; stored while the next read
+            # is made.
+            finish = handler.submit_batch(events, needed)
+            cpu += time.process_time()
 
             def finished() -> list[BaseException | None]:
                 nonlocal cpu

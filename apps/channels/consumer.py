@@ -8,8 +8,9 @@ Entries are handled a read at a time (``batch_handler``: one call, one outcome p
 acknowledged together with one XACK, which is what keeps the consumer's cost per entry small.
 With a ``submit_handler`` (what ``manage.py consume_inbound`` uses) handling a read has two
 steps: the handler sends the read's work to the database and returns what finishes it; the
-consumer reads and validates the next entries while PostgreSQL works, then finishes the read in
-flight, then submits the next one. Anything else that needs the database (a dead letter, the
+consumer reads and validates the next entries while PostgreSQL works and hands them to the
+handler, which prepares them and, when it needs the connection, has the consumer finish the read
+in flight before it sends the next one. Anything else that needs the database (a dead letter, the
 disk checks below, reclaiming, stopping) finishes the read in flight first.
 An entry that keeps failing is recorded as a dead letter after N deliveries and acknowledged, so
 one poison entry never blocks the stream; nothing is ever dropped without a record.
@@ -76,7 +77,11 @@ Handler = Callable[[dict[str, Any]], None]
 # One outcome per document, in order: None when handled (and committed), else the error.
 BatchHandler = Callable[[list[dict[str, Any]]], list[BaseException | None]]
 # Starts handling a read and returns what finishes it (waits, returns the outcomes as above).
-SubmitHandler = Callable[[list[dict[str, Any]]], Callable[[], list[BaseException | None]]]
+# It calls its second argument before it first uses the database connection: the consumer
+# finishes the read in flight then (see InboundConsumer._process).
+SubmitHandler = Callable[
+    [list[dict[str, Any]], Callable[[], None]], Callable[[], list[BaseException | None]]
+]
 DeadLetterSink = Callable[[DeadLetter], None]
 # A valid entry: (entry id, its raw event, the parsed document, deliveries so far).
 _Valid = tuple[str, str | None, dict[str, Any], int]
@@ -177,6 +182,7 @@ class InboundConsumer:
         self._next_trim = time.monotonic() + trim_every_s
         # A read the submit_handler started and nobody finished yet: (its entries, finish).
         self._in_flight: tuple[list[_Valid], Callable[[], list[BaseException | None]]] | None = None
+        self._needed_error: Exception | None = None
 
     def ensure_group(self) -> None:
         """Create the group at id 0 (events written before the first consumer are not skipped)."""
@@ -371,8 +377,8 @@ class InboundConsumer:
 
     def _process(self, entries: list[tuple[str, dict[str, str], int]]) -> None:
         """process_many, except that a read the submit_handler started may be left in flight:
-        the read in flight before it is finished first (after this one is validated, so that
-        validating overlaps with the database)."""
+        the read in flight before it is finished first, once this one is validated and the
+        submit_handler needs the database (so that both overlap with PostgreSQL's work)."""
         if entries:
             self._last_entry_at = time.monotonic()
         valid: list[_Valid] = []
@@ -385,7 +391,8 @@ class InboundConsumer:
                 invalid.append((entry_id, raw, str(exc), deliveries))
                 continue
             valid.append((entry_id, raw, document, deliveries))
-        self._complete()
+        if invalid:
+            self._complete()  # dead letters are written in the database
         # A malformed entry will never become valid: record it now instead of retrying.
         for entry_id, raw, error, deliveries in invalid:
             self._bury(entry_id, raw, None, "invalid_event", error, deliveries)
@@ -393,14 +400,29 @@ class InboundConsumer:
             return
         documents = [document for _id, _raw, document, _n in valid]
         if self.submit_handler is None:
+            self._complete()
             self._conclude(valid, self._handle(documents))
             return
         try:
-            finish = self.submit_handler(documents)
+            finish = self.submit_handler(documents, self._connection_needed)
         except Exception as exc:
+            self._complete()
             self._conclude(valid, [exc] * len(valid))
             return
+        self._complete()  # (a handler that did not need the database)
         self._in_flight = (valid, finish)
+        if self._needed_error is not None:
+            # Finishing the read before failed (Redis unreachable for its XACK): raised here,
+            # not inside the handler, which would take it for this read's failure.
+            failure, self._needed_error = self._needed_error, None
+            raise failure
+
+    def _connection_needed(self) -> None:
+        """Passed to the submit_handler: it is about to use the database connection."""
+        try:
+            self._complete()
+        except Exception as exc:
+            self._needed_error = exc
 
     def _complete(self) -> None:
         """Finish the read in flight (wait for the database), then acknowledge or retry it."""

@@ -83,6 +83,10 @@ def _deferred(hook: MessageHook, record: conversations.InboundRecord) -> Callabl
     return call
 
 
+def _nothing() -> None:
+    pass
+
+
 def _kind(event: dict[str, Any]) -> str:
     kind = _KINDS.get(event["msg_type"], Message.Kind.TEXT)
     # Media that could not be stored (expired, too large): keep the caption as a text message.
@@ -127,18 +131,29 @@ class InboundEventHandler:
             return exc
         return None
 
-    def submit_batch(self, events: list[dict[str, Any]]) -> Callable[[], list[Outcome]]:
+    def submit_batch(
+        self,
+        events: list[dict[str, Any]],
+        connection_needed: Callable[[], None] | None = None,
+    ) -> Callable[[], list[Outcome]]:
         """``handle_batch`` in two steps: what it returns finishes the work and returns the
         outcomes. A read of one tenant's customer messages (what a busy number's reads are) is
-        only sent to the database here; the consumer reads its next entries while PostgreSQL
-        stores these, and nothing else may use the connection until the returned callable ran.
-        Any other read is applied here, as ``handle_batch`` applies it."""
-        tenant = self._sole_tenant(events)
+        prepared, then only sent to the database here; the consumer reads its next entries
+        while PostgreSQL stores these, and nothing else may use the connection until the
+        returned callable ran. Any other read is applied here, as ``handle_batch`` applies it.
+
+        ``connection_needed`` is called before the first use of the database connection: the
+        consumer finishes the read it left in flight then, so that preparing this read (the
+        messages checked and serialized) overlaps with PostgreSQL storing the one before."""
+        needed = connection_needed or _nothing
+        tenant = self._sole_tenant(events, needed)
         if tenant is None:
+            needed()
             outcomes = self.handle_batch(events)
             return lambda: outcomes
-        sent = self._send_run(tenant, events)
+        sent = self._send_run(tenant, events, needed)
         if isinstance(sent, BaseException):
+            needed()  # (a refusal may come before the connection was needed)
             outcomes = self._retry_one_by_one(events, sent)
             return lambda: outcomes
 
@@ -150,14 +165,16 @@ class InboundEventHandler:
 
         return finish
 
-    def _sole_tenant(self, events: list[dict[str, Any]]) -> Tenant | None:
+    def _sole_tenant(
+        self, events: list[dict[str, Any]], connection_needed: Callable[[], None]
+    ) -> Tenant | None:
         """The tenant of a read made only of its customer messages; else None. Resolving
-        consults the database only when the session is not remembered (before anything is
-        sent)."""
+        consults the database only when a session is not remembered (``connection_needed()``
+        first)."""
         if not events or any(event["type"] != "message" for event in events):
             return None
         try:
-            tenants = [self._tenant_of(event) for event in events]
+            tenants = [self._tenant_of(event, connection_needed) for event in events]
         except PermanentEventError:
             return None
         if any(tenant.schema_name != tenants[0].schema_name for tenant in tenants):
@@ -186,15 +203,20 @@ class InboundEventHandler:
                     outcomes[index] = outcome
 
     def _send_run(
-        self, tenant: Tenant, events: list[dict[str, Any]]
+        self,
+        tenant: Tenant,
+        events: list[dict[str, Any]],
+        connection_needed: Callable[[], None] = _nothing,
     ) -> tuple[conversations.InboundStoring | None, bool] | BaseException:
         """Send one tenant's customer messages to the database (one statement, committed by
         itself; the hooks run once it committed): (what is being stored, whether the tenant is
         active), or the error that refused them."""
         try:
+            batch = self._messages_prepare(events)
+            connection_needed()
             # The connection is left in the tenant's schema (see _enter).
             self._enter(tenant)
-            return self._messages_send(events), tenant.is_active
+            return (batch.send() if batch is not None else None), tenant.is_active
         except Exception as exc:
             return exc
 
@@ -239,8 +261,10 @@ class InboundEventHandler:
         if current_schema() != tenant.schema_name:
             use_tenant_schema(tenant)
 
-    def _tenant_of(self, event: dict[str, Any]) -> Tenant:
-        tenant = self._tenant(event["session_id"])
+    def _tenant_of(
+        self, event: dict[str, Any], connection_needed: Callable[[], None] = _nothing
+    ) -> Tenant:
+        tenant = self._tenant(event["session_id"], connection_needed)
         if tenant is None:
             raise PermanentEventError(
                 f"no tenant has WhatsApp session {event['session_id']!r}", code="unknown_session"
@@ -253,7 +277,9 @@ class InboundEventHandler:
             )
         return tenant
 
-    def _tenant(self, session_id: str) -> Tenant | None:
+    def _tenant(
+        self, session_id: str, connection_needed: Callable[[], None] = _nothing
+    ) -> Tenant | None:
         """The index lookup, remembered briefly: a session never changes tenant (its id is
         made from the tenant's schema), and every event of a busy number would otherwise pay a
         query and a schema switch. Unknown sessions are not remembered, so a number created a
@@ -262,6 +288,7 @@ class InboundEventHandler:
         cached = self._tenants.get(session_id)
         if cached is not None and cached[0] > now:
             return cached[1]
+        connection_needed()
         tenant = session_tenant_resolve(session_id=session_id)
         if tenant is not None:
             self._tenants[session_id] = (now + TENANT_CACHE_S, tenant)
@@ -270,9 +297,10 @@ class InboundEventHandler:
         return tenant
 
     def _on_message(self, event: dict[str, Any]) -> None:
-        self._messages_stored(self._messages_send([event]), self._tenant_active)
+        batch = self._messages_prepare([event])
+        self._messages_stored(batch.send() if batch else None, self._tenant_active)
 
-    def _messages_send(self, events: list[dict[str, Any]]) -> conversations.InboundStoring | None:
+    def _messages_prepare(self, events: list[dict[str, Any]]) -> conversations.InboundBatch | None:
         # Sales agents answer people, not groups: a group message is acknowledged unstored.
         for event in events:
             if event["is_group"]:
@@ -295,7 +323,7 @@ class InboundEventHandler:
         ]
         if not items:
             return None
-        return conversations.inbound_messages_send(items=items, wait_for_disk=self.wait_for_disk)
+        return conversations.inbound_messages_prepare(items=items, wait_for_disk=self.wait_for_disk)
 
     def _messages_stored(self, storing: conversations.InboundStoring | None, active: bool) -> None:
         """Wait for the messages being stored; hand the new ones to the hooks."""

@@ -8,6 +8,7 @@ import json
 import uuid
 
 import pytest
+import redis
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -580,9 +581,61 @@ def test_a_disk_that_does_not_catch_up_on_its_own_is_flushed_while_busy(
     assert time.monotonic() - began >= 0.1  # not before the oldest waited MAX_ACK_WAIT_S
 
 
+def test_a_failure_finishing_the_read_before_is_not_taken_for_the_next_reads(streams):
+    """The handler has the consumer finish the read in flight when it needs the connection. If
+    that fails (Redis unreachable for its XACK), step() raises once the next read is sent, as a
+    failure of the consumer's own: the next read is not failed for it, nothing is lost (the
+    read before stays pending, for XAUTOCLAIM)."""
+    stream = contract.inbound_stream()
+    log: list[tuple] = []
+
+    class FirstAckFails:
+        def __init__(self, client) -> None:
+            self._client = client
+            self.failed = False
+
+        def __getattr__(self, name: str):
+            return getattr(self._client, name)
+
+        def xack(self, *args):
+            if not self.failed:
+                self.failed = True
+                raise redis.ConnectionError("Valkey went away")
+            return self._client.xack(*args)
+
+    def submit(documents: list[dict], connection_needed) -> object:
+        connection_needed()
+        bodies = [document["body"] for document in documents]
+        log.append(("sent", bodies))
+        return lambda: [None] * len(documents)
+
+    consumer = InboundConsumer(
+        client=FirstAckFails(streams),
+        submit_handler=submit,
+        dead_letter=lambda dead: log.append(("dead letter", dead.error_code)),
+        consumer="c1",
+        batch=1,
+        block_ms=50,
+        trim_every_s=0,
+    )
+    consumer.ensure_group()
+    first = xadd_event(streams, text_message(session_id="s-1", tenant_schema="alpha", body="a"))
+    xadd_event(streams, text_message(session_id="s-1", tenant_schema="alpha", body="b"))
+
+    assert consumer.step() == 1  # a sent
+    with pytest.raises(redis.ConnectionError, match="Valkey went away"):
+        consumer.step()  # b read; finishing a fails when b's handler needs the connection
+    assert log == [("sent", ["a"]), ("sent", ["b"])]
+    consumer.run(until_idle=True)  # b finished and acknowledged
+    pending = streams.xpending_range(stream, contract.INBOUND_GROUP, "-", "+", 10)
+    assert [entry["message_id"] for entry in pending] == [first]
+    assert consumer.processed == 1  # b
+
+
 def test_the_next_read_is_made_while_the_database_stores_the_one_before(streams):
     """With a submit_handler (the command's), a read is sent to the database and finished only
-    after the next read came in and was validated; anything else that needs the database (a
+    after the next read came in, was validated and prepared (the handler says when it needs the
+    connection); anything else that needs the database (a
     dead letter, the end of the run) finishes the read in flight first."""
     log: list[tuple] = []
 
@@ -598,8 +651,10 @@ def test_the_next_read_is_made_while_the_database_stores_the_one_before(streams)
             log.append(("read", sum(len(entries) for _stream, entries in response or [])))
             return response
 
-    def submit(documents: list[dict]) -> object:
+    def submit(documents: list[dict], connection_needed) -> object:
         bodies = [document["body"] for document in documents]
+        log.append(("prepared", bodies))
+        connection_needed()
         log.append(("sent", bodies))
 
         def finish() -> list[None]:
@@ -627,14 +682,17 @@ def test_the_next_read_is_made_while_the_database_stores_the_one_before(streams)
 
     assert log == [
         ("read", 1),
+        ("prepared", ["a"]),
         ("sent", ["a"]),
-        ("read", 1),  # b, read while a is being stored
-        ("stored", ["a"]),
+        ("read", 1),  # b, read and prepared while a is being stored
+        ("prepared", ["b"]),
+        ("stored", ["a"]),  # once the handler needs the connection
         ("sent", ["b"]),
         ("read", 1),  # the malformed entry
         ("stored", ["b"]),  # finished before the dead letter is written
         ("dead letter", "invalid_event"),
         ("read", 1),
+        ("prepared", ["c"]),
         ("sent", ["c"]),
         ("read", 0),
         ("stored", ["c"]),

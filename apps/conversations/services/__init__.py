@@ -34,6 +34,7 @@ from apps.conversations.services.handoff import (
     staff_message_send,
 )
 from apps.conversations.services.inbound import (
+    InboundBatch,
     InboundMessage,
     InboundRecord,
     InboundStoring,
@@ -41,6 +42,7 @@ from apps.conversations.services.inbound import (
     durability_position,
     durability_wait,
     inbound_message_record,
+    inbound_messages_prepare,
     inbound_messages_record,
     inbound_messages_send,
     message_transcript_set,
@@ -56,6 +58,7 @@ __all__ = [
     "DELIVERY_TASK",
     "LEAD_FIELDS",
     "BotReply",
+    "InboundBatch",
     "InboundMessage",
     "InboundRecord",
     "InboundStoring",
@@ -74,6 +77,7 @@ __all__ = [
     "durability_position",
     "durability_wait",
     "inbound_message_record",
+    "inbound_messages_prepare",
     "inbound_messages_record",
     "inbound_messages_send",
     "message_command_assign",

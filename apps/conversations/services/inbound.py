@@ -259,33 +259,74 @@ class InboundStoring:
 def inbound_messages_send(
     *, items: list[InboundMessage], wait_for_disk: bool = True
 ) -> InboundStoring:
-    """Start storing ``items`` (see ``inbound_messages_record``) and return without waiting.
+    """Start storing ``items`` (see ``inbound_messages_record``) and return without waiting:
+    ``inbound_messages_prepare(...).send()``."""
+    return inbound_messages_prepare(items=items, wait_for_disk=wait_for_disk).send()
 
-    Outside a transaction the statement is sent and PostgreSQL runs it while the caller goes
-    on (the WhatsApp consumer reads the next entries meanwhile); until ``records()`` returned,
-    nothing else may use the connection (psycopg refuses: "another command is already in
-    progress"). Inside a transaction it runs at once, in a savepoint, so that a refusal leaves
-    the caller's transaction usable. Raises ValidationError (nothing sent) for a bad item.
-    """
+
+def inbound_messages_prepare(
+    *, items: list[InboundMessage], wait_for_disk: bool = True
+) -> InboundBatch:
+    """``items`` checked and made ready to send, without touching the database (the WhatsApp
+    consumer prepares a read while PostgreSQL still stores the one before). Raises
+    ValidationError for a bad item."""
     for item in items:
         _check(item)
     items = [_storable(item) for item in items]
     payload = json.dumps(_payload(items), cls=DjangoJSONEncoder)
-    now = timezone.now()
-    sync = "on" if wait_for_disk else "off"
-    if connection.in_atomic_block:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_STORE_NOW, [payload, now, sync])
-            return InboundStoring(items, now, rows=list(cursor.fetchall()))
-    with connection.cursor():
-        pass  # opening a cursor connects and puts the tenant's search path in place
-    with connection.wrap_database_errors:
-        conn = connection.connection
-        conn.pgconn.send_query_params(
-            _STORE_SENT, [payload.encode(), now.isoformat().encode(), sync.encode()]
-        )
-        conn.wait(generators.send(conn.pgconn))
-    return InboundStoring(items, now, sent=connection.connection)
+    return InboundBatch(items, payload, timezone.now(), "on" if wait_for_disk else "off")
+
+
+# The storing statement, prepared once per database connection (PostgreSQL parses and plans
+# it once; it is planned again by itself when the search path names another tenant's schema).
+_PREPARED_NAME = b"eva_inbound_messages_1"
+
+
+class InboundBatch:
+    """Items ready to store (``inbound_messages_prepare``); ``send()`` hands them to PostgreSQL."""
+
+    def __init__(self, items: list[InboundMessage], payload: str, now: datetime, sync: str):
+        self.items = items
+        self._payload = payload
+        self._now = now
+        self._sync = sync
+
+    def send(self) -> InboundStoring:
+        """Outside a transaction the statement is sent and PostgreSQL runs it while the caller
+        goes on (the WhatsApp consumer reads the next entries meanwhile); until ``records()``
+        returned, nothing else may use the connection (psycopg refuses: "another command is
+        already in progress"). Inside a transaction it runs at once, in a savepoint, so that a
+        refusal leaves the caller's transaction usable."""
+        if connection.in_atomic_block:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(_STORE_NOW, [self._payload, self._now, self._sync])
+                return InboundStoring(self.items, self._now, rows=list(cursor.fetchall()))
+        with connection.cursor():
+            pass  # opening a cursor connects and puts the tenant's search path in place
+        with connection.wrap_database_errors:
+            conn = connection.connection
+            pgconn = conn.pgconn
+            if getattr(connection, "_eva_inbound_prepared_on", None) is not pgconn:
+                # A new connection (Django reconnects after an error or CONN_MAX_AGE).
+                conn.wait(_prepared(conn))
+                connection._eva_inbound_prepared_on = pgconn  # type: ignore[attr-defined]
+            pgconn.send_query_prepared(
+                _PREPARED_NAME,
+                [self._payload.encode(), self._now.isoformat().encode(), self._sync.encode()],
+            )
+            conn.wait(generators.send(pgconn))
+        return InboundStoring(self.items, self._now, sent=conn)
+
+
+def _prepared(conn: Any) -> Any:
+    """A generator (psycopg's waiting protocol) preparing the storing statement on ``conn``."""
+    pgconn = conn.pgconn
+    pgconn.send_prepare(_PREPARED_NAME, _STORE_SENT)
+    yield from generators.send(pgconn)
+    results = yield from generators.fetch_many(pgconn)
+    for result in results:
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise psycopg_errors.error_from_result(result, encoding=conn.info.encoding)
 
 
 def _received(conn: Any) -> list[StoredRow]:

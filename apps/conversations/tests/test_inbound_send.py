@@ -111,3 +111,45 @@ def test_a_refused_statement_raises_when_waited_for_and_the_connection_stays_usa
         # Committed by the other connection, visible here.
         assert connection.in_atomic_block
         assert Message.objects.get(pk=stored).text == "hola"
+
+
+def test_the_prepared_statement_follows_the_tenant_and_is_prepared_again_after_a_reconnect(world):
+    """The storing statement is prepared once per connection; a consumer's connection moves
+    between tenants' schemas and is replaced after an error or CONN_MAX_AGE."""
+    wa_id = f"34622{uuid.uuid4().int % 10**7:07d}@c.us"
+    tenants = [world.tenant_a, world.tenant_b, world.tenant_a]
+
+    def work() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for tenant in tenants:
+            with tenant_context(tenant):
+                message = item(wa_id, f"hola {tenant.schema_name}")
+                assert inbound_messages_send(items=[message]).records()[0].created
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'eva_inbound_%%'"
+            )
+            seen["prepared"] = cursor.fetchone()[0]
+        connection.close()  # the next statement goes over a new connection
+        with tenant_context(world.tenant_b):
+            assert inbound_messages_send(items=[item(wa_id, "otra vez")]).records()[0].created
+        return seen
+
+    def clean() -> None:
+        for tenant in (world.tenant_a, world.tenant_b):
+            with tenant_context(tenant):
+                Contact.objects.filter(wa_id=wa_id).delete()
+
+    def texts(tenant: Any) -> list[str]:
+        with tenant_context(tenant):
+            query = Message.objects.filter(conversation__contact__wa_id=wa_id).order_by("pk")
+            return list(query.values_list("text", flat=True))
+
+    try:
+        seen = on_own_connection(work)
+        # Each message is in the schema it was sent to, and only there.
+        assert texts(world.tenant_a) == ["hola alpha", "hola alpha"]
+        assert texts(world.tenant_b) == ["hola beta", "otra vez"]
+    finally:
+        on_own_connection(clean)
+    assert seen["prepared"] == 1

@@ -124,11 +124,16 @@ class Command(BaseCommand):
             on_customer_text=schedule_reply, on_voice_note=transcribe, wait_for_disk=False
         )
 
-        def handle_read(events: list[dict[str, Any]]) -> Callable[[], list[BaseException | None]]:
-            # A long-running process: drop connections the database closed or that aged out.
-            close_old_connections()
+        def handle_read(
+            events: list[dict[str, Any]], connection_needed: Callable[[], None]
+        ) -> Callable[[], list[BaseException | None]]:
+            def needed() -> None:
+                connection_needed()  # the read before is finished: the connection is free
+                # A long-running process: drop connections the database closed or that aged out.
+                close_old_connections()
+
             # A read of customer messages is stored while the consumer reads the next one.
-            return handler.submit_batch(events)
+            return handler.submit_batch(events, needed)
 
         consumer = InboundConsumer(
             client=publisher.redis_client(),
