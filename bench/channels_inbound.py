@@ -6,7 +6,7 @@ Measures, in one run and on the same Valkey and PostgreSQL:
 * **EVA**: XADD → InboundConsumer configured as ``manage.py consume_inbound`` configures it
   (contract validation, tenant from the public index, idempotent storage of each read by one
   ``eva_inbound_messages`` call in the tenant's schema, sent to PostgreSQL and finished once the
-  next read is in, asynchronous commit) → XACK once the
+  next read is in and prepared, asynchronous commit) → XACK once the
   database's log on disk covers the entry (checked every EVA_INBOUND_ACK_DELAY_MS; a flush after
   that long without new entries). The drain ends with a flush and the last XACK.
 
