@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -277,9 +278,10 @@ def inbound_messages_prepare(
     return InboundBatch(items, payload, timezone.now(), "on" if wait_for_disk else "off")
 
 
-# The storing statement, prepared once per database connection (PostgreSQL parses and plans
-# it once; it is planned again by itself when the search path names another tenant's schema).
-_PREPARED_NAME = b"eva_inbound_messages_1"
+# The storing statement is prepared once per database connection (PostgreSQL parses and plans
+# it once; it is planned again by itself when the search path names another tenant's schema),
+# and again under a new name after any refusal (a deployment that replaced the function).
+_STATEMENT_NUMBERS = itertools.count(1)
 
 
 class InboundBatch:
@@ -305,23 +307,30 @@ class InboundBatch:
             pass  # opening a cursor connects and puts the tenant's search path in place
         with connection.wrap_database_errors:
             conn = connection.connection
-            pgconn = conn.pgconn
-            if getattr(connection, "_eva_inbound_prepared_on", None) is not pgconn:
-                # A new connection (Django reconnects after an error or CONN_MAX_AGE).
-                conn.wait(_prepared(conn))
-                connection._eva_inbound_prepared_on = pgconn  # type: ignore[attr-defined]
-            pgconn.send_query_prepared(
-                _PREPARED_NAME,
+            conn.pgconn.send_query_prepared(
+                _statement_on(conn),
                 [self._payload.encode(), self._now.isoformat().encode(), self._sync.encode()],
             )
-            conn.wait(generators.send(pgconn))
+            conn.wait(generators.send(conn.pgconn))
         return InboundStoring(self.items, self._now, sent=conn)
 
 
-def _prepared(conn: Any) -> Any:
+def _statement_on(conn: Any) -> bytes:
+    """The name of the storing statement prepared on ``conn``, preparing it if it is not (a
+    new connection: Django reconnects after an error or CONN_MAX_AGE; or one that refused)."""
+    known = getattr(connection, "_eva_inbound_statement", None)
+    if known is not None and known[0] is conn.pgconn:
+        return bytes(known[1])
+    name = b"eva_inbound_messages_%d" % next(_STATEMENT_NUMBERS)
+    conn.wait(_prepare(conn, name))
+    connection._eva_inbound_statement = (conn.pgconn, name)  # type: ignore[attr-defined]
+    return name
+
+
+def _prepare(conn: Any, name: bytes) -> Any:
     """A generator (psycopg's waiting protocol) preparing the storing statement on ``conn``."""
     pgconn = conn.pgconn
-    pgconn.send_prepare(_PREPARED_NAME, _STORE_SENT)
+    pgconn.send_prepare(name, _STORE_SENT)
     yield from generators.send(pgconn)
     results = yield from generators.fetch_many(pgconn)
     for result in results:
@@ -336,6 +345,7 @@ def _received(conn: Any) -> list[StoredRow]:
         rows: list[StoredRow] = []
         for result in results:
             if result.status != pq.ExecStatus.TUPLES_OK:
+                connection._eva_inbound_statement = None  # type: ignore[attr-defined]
                 raise psycopg_errors.error_from_result(result, encoding=conn.info.encoding)
             rows.extend(
                 (

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import DataError, OperationalError, connection
+from django.db import DataError, OperationalError, ProgrammingError, connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -153,3 +153,30 @@ def test_the_prepared_statement_follows_the_tenant_and_is_prepared_again_after_a
     finally:
         on_own_connection(clean)
     assert seen["prepared"] == 1
+
+
+def test_after_a_refusal_the_statement_is_prepared_again(world, customer):
+    """A prepared statement PostgreSQL no longer has (here dropped; in production a deployment
+    that replaced the storing function can leave it unusable) fails one read, not every read
+    after it."""
+
+    def work() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        with tenant_context(world.tenant_a):
+            assert inbound_messages_send(items=[item(customer, "uno")]).records()[0].created
+            with connection.cursor() as cursor:
+                cursor.execute("DEALLOCATE ALL")
+            refused = inbound_messages_send(items=[item(customer, "dos")])
+            with pytest.raises(ProgrammingError, match="does not exist"):
+                refused.records()
+            seen["after"] = inbound_messages_send(items=[item(customer, "tres")]).records()
+            seen["texts"] = list(
+                Message.objects.filter(conversation__contact__wa_id=customer)
+                .order_by("pk")
+                .values_list("text", flat=True)
+            )
+        return seen
+
+    seen = on_own_connection(work)
+    assert [record.created for record in seen["after"]] == [True]
+    assert seen["texts"] == ["uno", "tres"]
