@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import User
 from apps.api.permissions import CanManageTenant
-from apps.knowledge.models import Chunk, Document
+from apps.knowledge.models import Chunk, Document, refusal_text
 from apps.knowledge.parsing import DocumentRejectedError
 from apps.knowledge.retrieval import search_chunks
 from apps.knowledge.selectors import document_chunks, document_get_for_user, document_list
@@ -41,7 +41,10 @@ _REJECTION_STATUS = {
 class DocumentRefused(APIException):
     def __init__(self, rejection: DocumentRejectedError) -> None:
         self.status_code = _REJECTION_STATUS.get(rejection.code, status.HTTP_400_BAD_REQUEST)
-        super().__init__(detail=rejection.message, code=rejection.code)
+        # In the request's language (Accept-Language); the code is the stable part.
+        super().__init__(
+            detail=refusal_text(rejection.template, rejection.params), code=rejection.code
+        )
 
 
 def _user(request: Request) -> User:

@@ -18,8 +18,21 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
+
+
+def refusal_text(template: str, params: dict[str, str] | None = None) -> str:
+    """A refusal (``apps.knowledge.parsing.DocumentRejectedError``) in the active language:
+    its English template and the phrases it names are looked up in the translations, numbers
+    and file names are put in as they are."""
+    if not params:
+        return gettext(template)
+    try:
+        return gettext(template) % {key: gettext(value) for key, value in params.items()}
+    except (KeyError, TypeError, ValueError):  # a translation that lost a placeholder
+        return template % params
 
 
 class Document(models.Model):
@@ -50,8 +63,12 @@ class Document(models.Model):
         _("status"), max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
     )
     progress = models.PositiveSmallIntegerField(_("progress"), default=0)
+    # Why the document failed, in English (the API's and the logs' words); the dashboard shows
+    # ``error_display``, the same refusal in the admin's language.
     error = models.TextField(_("error"), blank=True)
     error_code = models.CharField(max_length=40, blank=True)
+    error_template = models.TextField(blank=True)
+    error_params = models.JSONField(default=dict, blank=True)
     language = models.CharField(_("text search language"), max_length=16, blank=True)
     page_count = models.PositiveIntegerField(default=0)
     row_count = models.PositiveIntegerField(default=0)
@@ -79,6 +96,12 @@ class Document(models.Model):
     @property
     def is_busy(self) -> bool:
         return self.status in (self.Status.PENDING, self.Status.PROCESSING)
+
+    @property
+    def error_display(self) -> str:
+        if not self.error or not self.error_template:
+            return self.error
+        return refusal_text(self.error_template, self.error_params)
 
 
 class Chunk(models.Model):

@@ -18,12 +18,11 @@ from django.core.files.base import File
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.ai.embeddings import EmbeddingModel, embed_texts, embedding_model_active
 from apps.knowledge.models import Chunk, Document
-from apps.knowledge.parsing import DocumentRejectedError
+from apps.knowledge.parsing import DocumentRejectedError, gettext_noop
 from apps.knowledge.parsing.chunking import ChunkDraft, chunk_blocks
 from apps.knowledge.parsing.detect import BINARY_KINDS, detect_kind
 from apps.knowledge.parsing.formats import ParseLimits
@@ -96,8 +95,8 @@ def document_upload(*, uploaded_by: User | None, upload: File, title: str = "") 
     if size > settings.KNOWLEDGE_MAX_FILE_BYTES:
         raise DocumentRejectedError(
             "too_large",
-            _("The file is %(size)s; the limit is %(limit)s per file.")
-            % {"size": _megabytes(size), "limit": _megabytes(settings.KNOWLEDGE_MAX_FILE_BYTES)},
+            gettext_noop("The file is %(size)s; the limit is %(limit)s per file."),
+            {"size": _megabytes(size), "limit": _megabytes(settings.KNOWLEDGE_MAX_FILE_BYTES)},
         )
     name = PurePath(upload.name or "document").name
     stream = cast(BinaryIO, upload)  # Django's File proxies read/seek to the real file
@@ -122,11 +121,11 @@ def document_upload(*, uploaded_by: User | None, upload: File, title: str = "") 
         if used + size > settings.KNOWLEDGE_MAX_TENANT_BYTES:
             raise DocumentRejectedError(
                 "quota_exceeded",
-                _(
+                gettext_noop(
                     "Your documents already use %(used)s of %(limit)s; this file (%(size)s) "
                     "does not fit. Delete documents you no longer need."
-                )
-                % {
+                ),
+                {
                     "used": _megabytes(used),
                     "limit": _megabytes(settings.KNOWLEDGE_MAX_TENANT_BYTES),
                     "size": _megabytes(size),
@@ -187,9 +186,15 @@ def _set_progress(document_id: int, progress: int, **fields: Any) -> None:
     )
 
 
-def _fail(document_id: int, code: str, message: str) -> None:
+def _fail(document_id: int, refusal: DocumentRejectedError) -> None:
     _set_progress(
-        document_id, 0, status=Document.Status.FAILED, error=message, error_code=code[:40]
+        document_id,
+        0,
+        status=Document.Status.FAILED,
+        error=refusal.message,
+        error_code=refusal.code[:40],
+        error_template=refusal.template,
+        error_params=refusal.params,
     )
 
 
@@ -232,7 +237,7 @@ def document_parse(*, document: Document) -> tuple[list[ChunkDraft], str, int, i
         overlap_chars=settings.KNOWLEDGE_CHUNK_OVERLAP,
     )
     if not drafts:
-        raise DocumentRejectedError("empty", "The document contains no text.")
+        raise DocumentRejectedError("empty", gettext_noop("The document contains no text."))
     config = text_search_config(" ".join(draft.text for draft in drafts[:200]))
     return drafts, config, result.pages, result.rows
 
@@ -279,14 +284,19 @@ def document_ingest(*, document_id: int) -> Document | None:
         )
     except DocumentRejectedError as exc:
         logger.info("document %s refused: %s (%s)", document_id, exc.code, exc.message)
-        _fail(document_id, exc.code, exc.message)
+        _fail(document_id, exc)
         return Document.objects.filter(pk=document_id).first()
     except Exception as exc:
         _fail(
             document_id,
-            "error",
-            "Processing stopped because of a temporary problem "
-            f"({type(exc).__name__}). EVA retries automatically; you can also press Retry.",
+            DocumentRejectedError(
+                "error",
+                gettext_noop(
+                    "Processing stopped because of a temporary problem (%(error)s). "
+                    "EVA retries automatically; you can also press Process again."
+                ),
+                {"error": type(exc).__name__},
+            ),
         )
         raise
     if written is None:

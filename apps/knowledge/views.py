@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import User
-from apps.knowledge.models import Document
+from apps.knowledge.models import Document, refusal_text
 from apps.knowledge.parsing import DocumentRejectedError
 from apps.knowledge.retrieval import search_chunks
 from apps.knowledge.selectors import (
@@ -65,7 +65,8 @@ def document_list_view(request: HttpRequest) -> HttpResponse:
             try:
                 outcome = document_upload(uploaded_by=_user(request), upload=upload)
             except DocumentRejectedError as exc:
-                messages.error(request, f"{upload.name}: {exc.message}")
+                refusal = refusal_text(exc.template, exc.params)
+                messages.error(request, f"{upload.name}: {refusal}")
                 continue
             accepted += 1
             if outcome.created:

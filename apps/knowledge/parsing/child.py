@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 
 def main() -> int:
-    from apps.knowledge.parsing import DocumentRejectedError
+    from apps.knowledge.parsing import DocumentRejectedError, gettext_noop
     from apps.knowledge.parsing.formats import ParseLimits, parse_file
     from apps.knowledge.parsing.guards import ArchiveLimits
 
@@ -22,14 +22,14 @@ def main() -> int:
         result = parse_file(request["path"], request["kind"], limits)
         answer = {"ok": True, **asdict(result)}
     except DocumentRejectedError as exc:
-        answer = {"ok": False, "code": exc.code, "message": exc.message}
+        answer = {"ok": False, "code": exc.code, "template": exc.template, "params": exc.params}
     except MemoryError:
         answer = {"ok": False, "code": "memory", "message": "out of memory"}
     except RecursionError:
         answer = {
             "ok": False,
             "code": "corrupt",
-            "message": "The document is nested too deeply to read.",
+            "template": gettext_noop("The document is nested too deeply to read."),
         }
     except Exception as exc:
         # A parser bug or an exotic broken file: the admin gets a plain message, the operator
@@ -38,7 +38,9 @@ def main() -> int:
         answer = {
             "ok": False,
             "code": "unreadable",
-            "message": "The document could not be read; it may be damaged. Try exporting it again.",
+            "template": gettext_noop(
+                "The document could not be read; it may be damaged. Try exporting it again."
+            ),
         }
     sys.stdout.write(json.dumps(answer, ensure_ascii=False))
     return 0

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import PurePath
 from typing import BinaryIO
 
-from apps.knowledge.parsing import DocumentRejectedError
+from apps.knowledge.parsing import DocumentRejectedError, gettext_noop
 
 KINDS = ("pdf", "docx", "xlsx", "csv", "txt", "md", "html")
 BINARY_KINDS = {"pdf", "docx", "xlsx"}
@@ -27,6 +27,19 @@ KIND_LABELS = {
     "md": "Markdown",
     "html": "HTML",
 }
+# What a file named as (or found to be) each kind is, in a refusal's words.
+_KIND_PHRASES = {
+    "pdf": gettext_noop("a PDF"),
+    "docx": gettext_noop("a Word document"),
+    "xlsx": gettext_noop("an Excel workbook"),
+    "csv": gettext_noop("a CSV file"),
+    "txt": gettext_noop("plain text"),
+    "md": gettext_noop("a Markdown file"),
+    "html": gettext_noop("an HTML page"),
+}
+_UPLOAD_THESE = gettext_noop(
+    "Upload PDF, Word (.docx), Excel (.xlsx), CSV, text, Markdown or HTML."
+)
 _EXTENSION_KINDS = {
     ".pdf": "pdf",
     ".docx": "docx",
@@ -42,20 +55,20 @@ _EXTENSION_KINDS = {
 }
 # Formats people upload by mistake, named so the message can say what the file really is.
 _FOREIGN_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"RIFF", "a RIFF media file (WebP, WAV or AVI)"),
-    (b"OggS", "an Ogg audio file"),
-    (b"ID3", "an MP3 audio file"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"\x7fELF", "a program (ELF executable)"),
-    (b"MZ", "a Windows program"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-style Office file (.doc/.xls)"),
-    (b"{\\rtf", "an RTF document"),
+    (b"\x89PNG\r\n\x1a\n", gettext_noop("a PNG image")),
+    (b"\xff\xd8\xff", gettext_noop("a JPEG image")),
+    (b"GIF87a", gettext_noop("a GIF image")),
+    (b"GIF89a", gettext_noop("a GIF image")),
+    (b"RIFF", gettext_noop("a RIFF media file (WebP, WAV or AVI)")),
+    (b"OggS", gettext_noop("an Ogg audio file")),
+    (b"ID3", gettext_noop("an MP3 audio file")),
+    (b"\x1f\x8b", gettext_noop("a gzip archive")),
+    (b"Rar!", gettext_noop("a RAR archive")),
+    (b"7z\xbc\xaf\x27\x1c", gettext_noop("a 7-Zip archive")),
+    (b"\x7fELF", gettext_noop("a program (ELF executable)")),
+    (b"MZ", gettext_noop("a Windows program")),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", gettext_noop("an old-style Office file (.doc/.xls)")),
+    (b"{\\rtf", gettext_noop("an RTF document")),
 )
 _HTML_START = re.compile(
     rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S
@@ -75,7 +88,7 @@ def detect_kind(stream: BinaryIO, filename: str) -> str:
     stream.seek(0)
     claimed = _EXTENSION_KINDS.get(PurePath(filename or "").suffix.lower())
     if not head:
-        raise DocumentRejectedError("empty", "The file is empty.")
+        raise DocumentRejectedError("empty", gettext_noop("The file is empty."))
 
     if b"%PDF-" in head[:1024]:
         kind = "pdf"
@@ -86,24 +99,25 @@ def detect_kind(stream: BinaryIO, filename: str) -> str:
             if head.startswith(signature):
                 raise DocumentRejectedError(
                     "unsupported_type",
-                    f"This file is {what}, not a document EVA can read. "
-                    "Upload PDF, Word (.docx), Excel (.xlsx), CSV, text, Markdown or HTML.",
+                    gettext_noop("This file is %(what)s, not a document EVA can read. %(upload)s"),
+                    {"what": what, "upload": _UPLOAD_THESE},
                 )
         kind = _text_kind(head, claimed)
 
     if claimed in BINARY_KINDS and kind != claimed:
         raise DocumentRejectedError(
             "type_mismatch",
-            f"The file is named like a {KIND_LABELS[claimed]} (“{filename}”) but its content is "
-            f"{_article(KIND_LABELS[kind])}. Check that you picked the right file, or rename it.",
+            gettext_noop(
+                "The file is named like %(claimed)s (“%(filename)s”) but its content is "
+                "%(actual)s. Check that you picked the right file, or rename it."
+            ),
+            {
+                "claimed": _KIND_PHRASES[claimed],
+                "filename": filename,
+                "actual": _KIND_PHRASES[kind],
+            },
         )
     return kind
-
-
-def _article(label: str) -> str:
-    return (
-        ("an " if label[0].lower() in "aeiou" else "a ") + label if label != "plain text" else label
-    )
 
 
 def _office_kind(stream: BinaryIO) -> str:
@@ -112,7 +126,10 @@ def _office_kind(stream: BinaryIO) -> str:
             names = set(archive.namelist())
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise DocumentRejectedError(
-            "corrupt", "The file looks like a ZIP/Office file but is damaged and cannot be opened."
+            "corrupt",
+            gettext_noop(
+                "The file looks like a ZIP/Office file but is damaged and cannot be opened."
+            ),
         ) from exc
     finally:
         stream.seek(0)
@@ -123,11 +140,16 @@ def _office_kind(stream: BinaryIO) -> str:
     if any(name.startswith("ppt/") for name in names):
         raise DocumentRejectedError(
             "unsupported_type",
-            "PowerPoint presentations are not supported. Export it as PDF and upload that.",
+            gettext_noop(
+                "PowerPoint presentations are not supported. Export it as PDF and upload that."
+            ),
         )
     raise DocumentRejectedError(
         "unsupported_type",
-        "This file is a ZIP archive, not a Word or Excel document. Upload the documents inside it.",
+        gettext_noop(
+            "This file is a ZIP archive, not a Word or Excel document. "
+            "Upload the documents inside it."
+        ),
     )
 
 
@@ -156,8 +178,10 @@ def _text_kind(head: bytes, claimed: str | None) -> str:
     if text is None:
         raise DocumentRejectedError(
             "unsupported_type",
-            "This file is not a document EVA can read (unknown binary format). "
-            "Upload PDF, Word (.docx), Excel (.xlsx), CSV, text, Markdown or HTML.",
+            gettext_noop(
+                "This file is not a document EVA can read (unknown binary format). %(upload)s"
+            ),
+            {"upload": _UPLOAD_THESE},
         )
     if _HTML_START.match(head) or (claimed == "html" and _HTML_TAGS.search(head)):
         return "html"

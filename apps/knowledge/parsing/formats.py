@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.knowledge.parsing import DocumentRejectedError
+from apps.knowledge.parsing import DocumentRejectedError, gettext_noop
 from apps.knowledge.parsing.guards import ArchiveLimits, check_office_archive
 
 Block = dict[str, Any]
@@ -48,7 +48,9 @@ def parse_file(path: str, kind: str, limits: ParseLimits) -> ParseResult:
         "html": _parse_html,
     }.get(kind)
     if parser is None:
-        raise DocumentRejectedError("unsupported_type", f"Unsupported document type {kind!r}.")
+        raise DocumentRejectedError(
+            "unsupported_type", gettext_noop("Unsupported document type %(kind)s."), {"kind": kind}
+        )
     result = parser(path, limits)
     result.blocks = [block for block in result.blocks if _has_text(block)]
     total = sum(_block_chars(block) for block in result.blocks)
@@ -56,15 +58,20 @@ def parse_file(path: str, kind: str, limits: ParseLimits) -> ParseResult:
         if kind == "pdf":
             raise DocumentRejectedError(
                 "empty",
-                "The PDF has no text EVA can read. If it is a scan, export it with text "
-                "recognition (OCR) first.",
+                gettext_noop(
+                    "The PDF has no text EVA can read. If it is a scan, export it with text "
+                    "recognition (OCR) first."
+                ),
             )
-        raise DocumentRejectedError("empty", "The document contains no text.")
+        raise DocumentRejectedError("empty", gettext_noop("The document contains no text."))
     if total > limits.max_chars:
         raise DocumentRejectedError(
             "too_much_text",
-            f"The document holds {total:,} characters of text (limit {limits.max_chars:,}). "
-            "Split it into smaller documents.",
+            gettext_noop(
+                "The document holds %(total)s characters of text (limit %(limit)s). "
+                "Split it into smaller documents."
+            ),
+            {"total": f"{total:,}", "limit": f"{limits.max_chars:,}"},
         )
     return result
 
@@ -156,21 +163,29 @@ def _parse_pdf(path: str, limits: ParseLimits) -> ParseResult:
             if not opened:
                 raise DocumentRejectedError(
                     "encrypted",
-                    "The PDF is password-protected. Remove the password and upload it again.",
+                    gettext_noop(
+                        "The PDF is password-protected. Remove the password and upload it again."
+                    ),
                 )
         pages = len(reader.pages)
     except DocumentRejectedError:
         raise
     except FileNotDecryptedError as exc:
-        raise DocumentRejectedError("encrypted", "The PDF is password-protected.") from exc
+        raise DocumentRejectedError(
+            "encrypted", gettext_noop("The PDF is password-protected.")
+        ) from exc
     except Exception as exc:  # pypdf raises many types for broken files
         raise DocumentRejectedError(
-            "corrupt", "The PDF is damaged and cannot be read. Try exporting it again."
+            "corrupt",
+            gettext_noop("The PDF is damaged and cannot be read. Try exporting it again."),
         ) from exc
     if pages > limits.max_pages:
         raise DocumentRejectedError(
             "too_many_pages",
-            f"The PDF has {pages} pages (limit {limits.max_pages}). Split it into smaller files.",
+            gettext_noop(
+                "The PDF has %(pages)s pages (limit %(limit)s). Split it into smaller files."
+            ),
+            {"pages": pages, "limit": limits.max_pages},
         )
     blocks: list[Block] = []
     for number, page in enumerate(reader.pages, start=1):
@@ -178,7 +193,9 @@ def _parse_pdf(path: str, limits: ParseLimits) -> ParseResult:
             text = page.extract_text() or ""
         except (PdfReadError, Exception) as exc:
             raise DocumentRejectedError(
-                "corrupt", f"Page {number} of the PDF is damaged and cannot be read."
+                "corrupt",
+                gettext_noop("Page %(page)s of the PDF is damaged and cannot be read."),
+                {"page": number},
             ) from exc
         blocks.extend(_text_blocks(text, page=number))
     return ParseResult(blocks=blocks, pages=pages)
@@ -197,7 +214,9 @@ def _parse_docx(path: str, limits: ParseLimits) -> ParseResult:
     try:
         document = docx.Document(path)
     except Exception as exc:
-        raise DocumentRejectedError("corrupt", "The Word document is damaged.") from exc
+        raise DocumentRejectedError(
+            "corrupt", gettext_noop("The Word document is damaged.")
+        ) from exc
     blocks: list[Block] = []
     rows_seen = 0
     for item in document.iter_inner_content():
@@ -238,8 +257,11 @@ def _check_rows(rows: int, limits: ParseLimits) -> None:
     if rows > limits.max_rows:
         raise DocumentRejectedError(
             "too_many_rows",
-            f"The document has more than {limits.max_rows:,} table rows. "
-            "Split it into smaller files or remove unused rows.",
+            gettext_noop(
+                "The document has more than %(limit)s table rows. "
+                "Split it into smaller files or remove unused rows."
+            ),
+            {"limit": f"{limits.max_rows:,}"},
         )
 
 
@@ -283,7 +305,9 @@ def _parse_xlsx(path: str, limits: ParseLimits) -> ParseResult:
         # formula results instead of formulas. openpyxl parses through defusedxml when present.
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
-        raise DocumentRejectedError("corrupt", "The Excel workbook is damaged.") from exc
+        raise DocumentRejectedError(
+            "corrupt", gettext_noop("The Excel workbook is damaged.")
+        ) from exc
     blocks: list[Block] = []
     total = 0
     try:

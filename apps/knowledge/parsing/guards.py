@@ -17,7 +17,7 @@ from typing import BinaryIO
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from apps.knowledge.parsing import DocumentRejectedError
+from apps.knowledge.parsing import DocumentRejectedError, gettext_noop
 
 
 @dataclass(frozen=True)
@@ -40,36 +40,49 @@ def check_office_archive(stream: BinaryIO, limits: ArchiveLimits, *, scan_xml: b
         archive = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise DocumentRejectedError(
-            "corrupt", "The file is damaged (its ZIP structure cannot be read)."
+            "corrupt", gettext_noop("The file is damaged (its ZIP structure cannot be read).")
         ) from exc
     with archive:
         members = archive.infolist()
         if len(members) > limits.max_members:
             raise DocumentRejectedError(
                 "zip_bomb",
-                f"The file contains {len(members)} internal parts (limit {limits.max_members}); "
-                "it looks malformed or malicious and was not opened.",
+                gettext_noop(
+                    "The file contains %(parts)s internal parts (limit %(limit)s); "
+                    "it looks malformed or malicious and was not opened."
+                ),
+                {"parts": len(members), "limit": limits.max_members},
             )
         total = 0
         for member in members:
             if member.flag_bits & 0x1:
                 raise DocumentRejectedError(
                     "encrypted",
-                    "The file is password-protected. Remove the password and upload it again.",
+                    gettext_noop(
+                        "The file is password-protected. Remove the password and upload it again."
+                    ),
                 )
             total += member.file_size
             ratio = member.file_size / max(member.compress_size, 1)
             if member.file_size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
                 raise DocumentRejectedError(
                     "zip_bomb",
-                    f"The file expands {ratio:.0f} times when unpacked (limit {limits.max_ratio}); "
-                    "it looks like a zip bomb and was not opened.",
+                    gettext_noop(
+                        "The file expands %(ratio)s times when unpacked (limit %(limit)s); "
+                        "it looks like a zip bomb and was not opened."
+                    ),
+                    {"ratio": f"{ratio:.0f}", "limit": limits.max_ratio},
                 )
         if total > limits.max_uncompressed_bytes:
             raise DocumentRejectedError(
                 "zip_bomb",
-                f"The file unpacks to {total // (1024 * 1024)} MB "
-                f"(limit {limits.max_uncompressed_bytes // (1024 * 1024)} MB) and was not opened.",
+                gettext_noop(
+                    "The file unpacks to %(size)s MB (limit %(limit)s MB) and was not opened."
+                ),
+                {
+                    "size": total // (1024 * 1024),
+                    "limit": limits.max_uncompressed_bytes // (1024 * 1024),
+                },
             )
         for member in members if scan_xml else ():
             if member.filename.endswith((".xml", ".rels")):
@@ -86,12 +99,18 @@ def _check_xml(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
     except DefusedXmlException as exc:
         raise DocumentRejectedError(
             "unsafe_xml",
-            "The file contains XML constructs (DTD/entities) that Office never writes; "
-            "it was refused as potentially malicious.",
+            gettext_noop(
+                "The file contains XML constructs (DTD/entities) that Office never writes; "
+                "it was refused as potentially malicious."
+            ),
         ) from exc
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DocumentRejectedError("corrupt", "The file is damaged and cannot be read.") from exc
+        raise DocumentRejectedError(
+            "corrupt", gettext_noop("The file is damaged and cannot be read.")
+        ) from exc
     except Exception as exc:  # ElementTree.ParseError and friends
         raise DocumentRejectedError(
-            "corrupt", f"The file is damaged: part {member.filename} is not valid XML."
+            "corrupt",
+            gettext_noop("The file is damaged: part %(part)s is not valid XML."),
+            {"part": member.filename},
         ) from exc

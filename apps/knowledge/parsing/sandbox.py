@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from apps.knowledge.parsing import DocumentRejectedError
+from apps.knowledge.parsing import DocumentRejectedError, gettext_noop
 from apps.knowledge.parsing.formats import ParseLimits, ParseResult
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -62,15 +62,21 @@ def parse_in_sandbox(
     except subprocess.TimeoutExpired as exc:
         raise DocumentRejectedError(
             "timeout",
-            f"Reading the document took longer than {timeout:g} seconds and was stopped. "
-            "The file may be damaged or unusually complex; try exporting it again.",
+            gettext_noop(
+                "Reading the document took longer than %(seconds)s seconds and was stopped. "
+                "The file may be damaged or unusually complex; try exporting it again."
+            ),
+            {"seconds": f"{timeout:g}"},
         ) from exc
 
     if completed.returncode < 0 and -completed.returncode in (signal.SIGXCPU, signal.SIGKILL):
         raise DocumentRejectedError(
             "timeout",
-            f"Reading the document used more than {cpu_seconds} seconds of processing and was "
-            "stopped. The file may be damaged or unusually complex.",
+            gettext_noop(
+                "Reading the document used more than %(seconds)s seconds of processing and was "
+                "stopped. The file may be damaged or unusually complex."
+            ),
+            {"seconds": cpu_seconds},
         )
     try:
         answer = json.loads(completed.stdout.decode("utf-8") or "null")
@@ -82,8 +88,10 @@ def parse_in_sandbox(
             raise _too_big(memory_bytes)
         raise DocumentRejectedError(
             "parser_crashed",
-            "The document could not be read (the reader stopped unexpectedly). "
-            "The file may be damaged; try exporting it again.",
+            gettext_noop(
+                "The document could not be read (the reader stopped unexpectedly). "
+                "The file may be damaged; try exporting it again."
+            ),
         )
     if answer.get("ok"):
         return ParseResult(
@@ -91,12 +99,22 @@ def parse_in_sandbox(
         )
     if answer.get("code") == "memory":
         raise _too_big(memory_bytes)
-    raise DocumentRejectedError(str(answer.get("code")), str(answer.get("message")))
+    params = answer.get("params")
+    raise DocumentRejectedError(
+        str(answer.get("code")),
+        str(answer.get("template") or answer.get("message")),
+        {str(key): str(value) for key, value in params.items()}
+        if isinstance(params, dict)
+        else None,
+    )
 
 
 def _too_big(memory_bytes: int) -> DocumentRejectedError:
     return DocumentRejectedError(
         "memory",
-        f"Reading the document needed more than {memory_bytes // (1024 * 1024)} MB of memory and "
-        "was stopped. Split it into smaller files.",
+        gettext_noop(
+            "Reading the document needed more than %(size)s MB of memory and was stopped. "
+            "Split it into smaller files."
+        ),
+        {"size": memory_bytes // (1024 * 1024)},
     )

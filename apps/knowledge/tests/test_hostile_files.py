@@ -23,7 +23,7 @@ TWO_PAGES = [["Tarifas", "El plan básico cuesta 10 euros."], ["Envíos", "Tarda
         ("foto.png", files.PNG, 415, "unsupported_type", "This file is a PNG image"),
         ("foto.pdf", files.PNG, 415, "unsupported_type", "This file is a PNG image"),
         ("notas.pdf", b"Solo texto, renombrado a PDF.", 415, "type_mismatch", "named like a PDF"),
-        ("tabla.xlsx", files.make_docx(), 415, "type_mismatch", "named like a Excel workbook"),
+        ("tabla.xlsx", files.make_docx(), 415, "type_mismatch", "named like an Excel workbook"),
         (
             "programa.docx",
             b"\x7fELF\x02\x01\x01" + b"\0" * 64,
