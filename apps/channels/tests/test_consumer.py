@@ -581,6 +581,21 @@ def test_a_disk_that_does_not_catch_up_on_its_own_is_flushed_while_busy(
     assert time.monotonic() - began >= 0.1  # not before the oldest waited MAX_ACK_WAIT_S
 
 
+def one_entry_a_read(client, submit, log: list[tuple]) -> InboundConsumer:
+    """A consumer reading one entry at a time with a submit handler; dead letters go to ``log``."""
+    consumer = InboundConsumer(
+        client=client,
+        submit_handler=submit,
+        dead_letter=lambda dead: log.append(("dead letter", dead.error_code)),
+        consumer="c1",
+        batch=1,
+        block_ms=50,
+        trim_every_s=0,
+    )
+    consumer.ensure_group()
+    return consumer
+
+
 def test_a_failure_finishing_the_read_before_is_not_taken_for_the_next_reads(streams):
     """The handler has the consumer finish the read in flight when it needs the connection. If
     that fails (Redis unreachable for its XACK), step() raises once the next read is sent, as a
@@ -609,16 +624,7 @@ def test_a_failure_finishing_the_read_before_is_not_taken_for_the_next_reads(str
         log.append(("sent", bodies))
         return lambda: [None] * len(documents)
 
-    consumer = InboundConsumer(
-        client=FirstAckFails(streams),
-        submit_handler=submit,
-        dead_letter=lambda dead: log.append(("dead letter", dead.error_code)),
-        consumer="c1",
-        batch=1,
-        block_ms=50,
-        trim_every_s=0,
-    )
-    consumer.ensure_group()
+    consumer = one_entry_a_read(FirstAckFails(streams), submit, log)
     first = xadd_event(streams, text_message(session_id="s-1", tenant_schema="alpha", body="a"))
     xadd_event(streams, text_message(session_id="s-1", tenant_schema="alpha", body="b"))
 
@@ -663,16 +669,7 @@ def test_the_next_read_is_made_while_the_database_stores_the_one_before(streams)
 
         return finish
 
-    consumer = InboundConsumer(
-        client=Reads(streams),
-        submit_handler=submit,
-        dead_letter=lambda dead: log.append(("dead letter", dead.error_code)),
-        consumer="c1",
-        batch=1,
-        block_ms=50,
-        trim_every_s=0,
-    )
-    consumer.ensure_group()
+    consumer = one_entry_a_read(Reads(streams), submit, log)
     for body in ("a", "b"):
         xadd_event(streams, text_message(session_id="s-1", tenant_schema="alpha", body=body))
     xadd_event(streams, "{not json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -282,6 +283,9 @@ def inbound_messages_prepare(
 # it once; it is planned again by itself when the search path names another tenant's schema),
 # and again under a new name after any refusal (a deployment that replaced the function).
 _STATEMENT_NUMBERS = itertools.count(1)
+# This thread's (database connection, name of the statement prepared on it): Django's
+# connections are per thread, and a new connection is a new ``pgconn``.
+_prepared = threading.local()
 
 
 class InboundBatch:
@@ -318,12 +322,12 @@ class InboundBatch:
 def _statement_on(conn: Any) -> bytes:
     """The name of the storing statement prepared on ``conn``, preparing it if it is not (a
     new connection: Django reconnects after an error or CONN_MAX_AGE; or one that refused)."""
-    known = getattr(connection, "_eva_inbound_statement", None)
+    known = getattr(_prepared, "statement", None)
     if known is not None and known[0] is conn.pgconn:
         return bytes(known[1])
     name = b"eva_inbound_messages_%d" % next(_STATEMENT_NUMBERS)
     conn.wait(_prepare(conn, name))
-    connection._eva_inbound_statement = (conn.pgconn, name)  # type: ignore[attr-defined]
+    _prepared.statement = (conn.pgconn, name)
     return name
 
 
@@ -345,7 +349,7 @@ def _received(conn: Any) -> list[StoredRow]:
         rows: list[StoredRow] = []
         for result in results:
             if result.status != pq.ExecStatus.TUPLES_OK:
-                connection._eva_inbound_statement = None  # type: ignore[attr-defined]
+                _prepared.statement = None
                 raise psycopg_errors.error_from_result(result, encoding=conn.info.encoding)
             rows.extend(
                 (
