@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.utils.formats import number_format
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
@@ -25,12 +26,16 @@ from pgvector.django import VectorField
 
 def refusal_text(template: str, params: dict[str, str] | None = None) -> str:
     """A refusal (``apps.knowledge.parsing.DocumentRejectedError``) in the active language:
-    its English template and the phrases it names are looked up in the translations, numbers
-    and file names are put in as they are."""
+    its English template and the phrases it names are looked up in the translations, whole
+    numbers are grouped as the locale groups them, file names are put in as they are."""
     if not params:
         return gettext(template)
+    values = {
+        key: number_format(int(value), force_grouping=True) if value.isdigit() else gettext(value)
+        for key, value in params.items()
+    }
     try:
-        return gettext(template) % {key: gettext(value) for key, value in params.items()}
+        return gettext(template) % values
     except (KeyError, TypeError, ValueError):  # a translation that lost a placeholder
         return template % params
 

@@ -17,10 +17,16 @@ def gettext_noop(message: str) -> str:
     return message
 
 
+def _grouped(value: str) -> str:
+    """A whole number with English thousands separators ("20,000"); anything else as it is."""
+    return f"{int(value):,}" if value.isdigit() else value
+
+
 class DocumentRejectedError(Exception):
     """A file EVA will not read. ``message`` is written for a tenant admin, not a developer:
-    ``template`` (English, marked with ``gettext_noop``) with ``params`` put in (numbers already
-    formatted; phrases marked with ``gettext_noop`` are translated too when shown)."""
+    ``template`` (English, marked with ``gettext_noop``) with ``params`` put in (whole numbers
+    grouped by thousands, in the admin's locale when shown; phrases marked with
+    ``gettext_noop`` are translated too)."""
 
     def __init__(
         self, code: str, template: str, params: Mapping[str, object] | None = None
@@ -28,5 +34,6 @@ class DocumentRejectedError(Exception):
         self.code = code
         self.template = template
         self.params = {key: str(value) for key, value in (params or {}).items()}
-        self.message = template % self.params if self.params else template
+        grouped = {key: _grouped(value) for key, value in self.params.items()}
+        self.message = template % grouped if grouped else template
         super().__init__(self.message)

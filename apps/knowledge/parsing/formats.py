@@ -71,7 +71,7 @@ def parse_file(path: str, kind: str, limits: ParseLimits) -> ParseResult:
                 "The document holds %(total)s characters of text (limit %(limit)s). "
                 "Split it into smaller documents."
             ),
-            {"total": f"{total:,}", "limit": f"{limits.max_chars:,}"},
+            {"total": total, "limit": limits.max_chars},
         )
     return result
 
@@ -261,7 +261,7 @@ def _check_rows(rows: int, limits: ParseLimits) -> None:
                 "The document has more than %(limit)s table rows. "
                 "Split it into smaller files or remove unused rows."
             ),
-            {"limit": f"{limits.max_rows:,}"},
+            {"limit": limits.max_rows},
         )
 
 

@@ -75,3 +75,17 @@ def test_an_upload_refused_at_once_is_explained_in_the_requests_language(world, 
     assert english["message"].startswith("This file is a PNG image")
     with tenant_context(world.tenant_a):
         assert not Document.objects.exists()
+
+
+def test_numbers_in_a_refusal_are_grouped_as_the_admins_locale_groups_them(world, media, settings):
+    settings.KNOWLEDGE_MAX_ROWS = 1000
+    with tenant_context(world.tenant_a):
+        failed = document_ingest(
+            document_id=stored_document(files.make_xlsx(1200), "precios.xlsx", "xlsx").pk
+        )
+    assert failed is not None and failed.error_code == "too_many_rows"
+    assert failed.error.startswith("The document has more than 1,000 table rows.")
+    owner = logged_in(world.owner_a)
+    # Spanish groups thousands with a (non-breaking) space.
+    assert "más de 1\xa0000 filas de tabla" in page(owner, f"/knowledge/{failed.pk}/", "es")
+    assert "more than 1,000 table rows" in page(owner, f"/knowledge/{failed.pk}/", "en")
