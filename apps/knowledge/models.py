@@ -23,17 +23,24 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
 
+from apps.knowledge.parsing import number_value
+
+
+def _refusal_value(value: str) -> str:
+    number = number_value(value)
+    if number is None:
+        return gettext(value)
+    return number_format(number[0], decimal_pos=number[1], force_grouping=True)
+
 
 def refusal_text(template: str, params: dict[str, str] | None = None) -> str:
     """A refusal (``apps.knowledge.parsing.DocumentRejectedError``) in the active language:
-    its English template and the phrases it names are looked up in the translations, whole
-    numbers are grouped as the locale groups them, file names are put in as they are."""
+    its English template and the phrases it names are looked up in the translations, numbers
+    are written with the locale's separators ("1 000", "31,2" in Spanish), file names are put
+    in as they are."""
     if not params:
         return gettext(template)
-    values = {
-        key: number_format(int(value), force_grouping=True) if value.isdigit() else gettext(value)
-        for key, value in params.items()
-    }
+    values = {key: _refusal_value(value) for key, value in params.items()}
     try:
         return gettext(template) % values
     except (KeyError, TypeError, ValueError):  # a translation that lost a placeholder

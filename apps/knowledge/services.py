@@ -56,7 +56,8 @@ def parse_limits() -> ParseLimits:
 
 
 def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+    """A size in MB with one decimal, as a refusal's parameter (its template says "MB")."""
+    return f"{size / (1024 * 1024):.1f}"
 
 
 # --- upload -------------------------------------------------------------------------------------
@@ -95,7 +96,7 @@ def document_upload(*, uploaded_by: User | None, upload: File, title: str = "") 
     if size > settings.KNOWLEDGE_MAX_FILE_BYTES:
         raise DocumentRejectedError(
             "too_large",
-            gettext_noop("The file is %(size)s; the limit is %(limit)s per file."),
+            gettext_noop("The file is %(size)s MB; the limit is %(limit)s MB per file."),
             {"size": _megabytes(size), "limit": _megabytes(settings.KNOWLEDGE_MAX_FILE_BYTES)},
         )
     name = PurePath(upload.name or "document").name
@@ -122,8 +123,8 @@ def document_upload(*, uploaded_by: User | None, upload: File, title: str = "") 
             raise DocumentRejectedError(
                 "quota_exceeded",
                 gettext_noop(
-                    "Your documents already use %(used)s of %(limit)s; this file (%(size)s) "
-                    "does not fit. Delete documents you no longer need."
+                    "Your documents already use %(used)s MB of %(limit)s MB; this file "
+                    "(%(size)s MB) does not fit. Delete documents you no longer need."
                 ),
                 {
                     "used": _megabytes(used),

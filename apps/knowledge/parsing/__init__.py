@@ -7,7 +7,9 @@ child process with CPU, memory and wall-clock limits, and ``chunking`` cuts bloc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from decimal import Decimal
 
 
 def gettext_noop(message: str) -> str:
@@ -17,15 +19,27 @@ def gettext_noop(message: str) -> str:
     return message
 
 
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def number_value(value: str) -> tuple[Decimal, int] | None:
+    """A refusal's parameter read as a number ("20000", "31.2") with its decimal places, or None
+    when it is not one (a phrase, a file name)."""
+    if not _NUMBER.fullmatch(value):
+        return None
+    return Decimal(value), len(value.partition(".")[2])
+
+
 def _grouped(value: str) -> str:
-    """A whole number with English thousands separators ("20,000"); anything else as it is."""
-    return f"{int(value):,}" if value.isdigit() else value
+    """A number with English separators ("20,000", "1,536.5"); anything else as it is."""
+    number = number_value(value)
+    return value if number is None else f"{number[0]:,.{number[1]}f}"
 
 
 class DocumentRejectedError(Exception):
     """A file EVA will not read. ``message`` is written for a tenant admin, not a developer:
-    ``template`` (English, marked with ``gettext_noop``) with ``params`` put in (whole numbers
-    grouped by thousands, in the admin's locale when shown; phrases marked with
+    ``template`` (English, marked with ``gettext_noop``) with ``params`` put in (numbers
+    written with the separators of the admin's locale when shown; phrases marked with
     ``gettext_noop`` are translated too)."""
 
     def __init__(

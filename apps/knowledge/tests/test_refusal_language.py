@@ -89,3 +89,22 @@ def test_numbers_in_a_refusal_are_grouped_as_the_admins_locale_groups_them(world
     # Spanish groups thousands with a (non-breaking) space.
     assert "más de 1\xa0000 filas de tabla" in page(owner, f"/knowledge/{failed.pk}/", "es")
     assert "more than 1,000 table rows" in page(owner, f"/knowledge/{failed.pk}/", "en")
+
+
+def test_sizes_in_a_refusal_use_the_admins_decimal_separator(world, media, settings):
+    settings.KNOWLEDGE_MAX_FILE_BYTES = 3 * 1024 * 1024 // 2  # 1.5 MB
+    owner = logged_in(world.owner_a)
+    big = b"producto,precio\n" + b"camiseta azul,10\n" * (1_700_000 // 17)  # 1.6 MB
+    spanish = owner.post(
+        "/api/v1/documents/",
+        {"file": ContentFile(big, name="precios.csv")},
+        HTTP_ACCEPT_LANGUAGE="es",
+    )
+    assert spanish.status_code == 413
+    assert spanish.json()["error"]["message"] == (
+        "El archivo ocupa 1,6 MB; el límite es 1,5 MB por archivo."
+    )
+    english = upload(owner, "precios.csv", big)
+    assert english.json()["error"]["message"] == "The file is 1.6 MB; the limit is 1.5 MB per file."
+    with tenant_context(world.tenant_a):
+        assert not Document.objects.exists()
