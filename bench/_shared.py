@@ -1,8 +1,10 @@
-"""Pieces every benchmark needs: a percentile, and chunks written fast (COPY) for retrieval."""
+"""Pieces every benchmark needs: a percentile, where the CPU went, and chunks written fast (COPY)
+for retrieval."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,6 +13,41 @@ def percentile(values: list[float], p: float) -> float:
     """The value below which ``p`` percent of ``values`` lie (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def process_cpu_s(pid: int | None, name: str | tuple[str, ...]) -> float | None:
+    """CPU seconds (user + system) process ``pid`` has used, if it runs on this machine under a
+    command name starting with ``name`` (e.g. "postgres"); else None (a server elsewhere, or not
+    Linux)."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            if not comm.read().startswith(name):
+                return None
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def host_cpu_ticks() -> tuple[int, int] | None:
+    """(all CPU ticks, ticks stolen by the hypervisor) of this machine so far, from /proc/stat;
+    None where there is no such file. Steal is time a virtual CPU was ready to run and the host
+    ran something else: on a shared VM it explains stalls no code path causes."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is counted in user already)
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def is_local_host(host: str | None) -> bool:
+    """Whether a server named by ``host`` (from a URL) runs on this machine."""
+    return not host or host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
 
 
 def copy_chunks(document_id: int, model_key: str, rows: Iterable[tuple[int, str, Any]]) -> None:

@@ -17,6 +17,11 @@ process plays the gateway (one XADD per event). For each path: the latency from 
 hooks, so no stored message is built as a Django object either): this is the channel's own
 cost. The tenant starts with ``--history`` messages.
 
+For each paced run it also prints where the CPU went, per event: the consumer, its PostgreSQL
+backend and Valkey (read from /proc when the servers run on this machine), this process
+("producer"), and the share of the machine's CPU time the hypervisor took ("steal"): on a
+shared virtual machine a run with a high steal is a run on fewer cores than it says.
+
     .venv/bin/python bench/channels_inbound.py [--seconds 5] [--rates 100,1000] [--drain 5000]
 
 Creates a throwaway database (``bench_eva_channels``, dropped at the end) on the server named by
@@ -39,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 # bench/ is this script's own directory, first on sys.path
-from _shared import percentile
+from _shared import host_cpu_ticks, is_local_host, percentile, process_cpu_s
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eva.settings")
@@ -103,7 +108,8 @@ def consumer_process(
     """Consume ``expected`` events in ``group`` (the first ``warmup`` of them not measured: no
     handler figures for their reads); send back {event_id: monotonic time stored and
     committed}, {entry_id: monotonic time acknowledged once on disk} (EVA), the busy time from
-    the first read to the last acknowledgement, and per-read handler figures."""
+    the first read to the last acknowledgement, and per-read handler figures. Waits for "exit"
+    before it closes its connections, so that their CPU time can still be read."""
     from django.db import connection
 
     from apps.channels import contract
@@ -124,9 +130,14 @@ def consumer_process(
         for size in (1, 5, 10, 20) * 3:
             warm.handle_batch([message_event(n) for n in range(size)])
         warm.make_durable()
+    backend_pid = None
+    if mode == "EVA":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend_pid = cursor.fetchone()[0]
     gc.collect()  # as manage.py consume_inbound does before its loop
     gc.freeze()
-    pipe.send("ready")
+    pipe.send(("ready", backend_pid))
     if mode == "raw":
         while len(done) < expected:
             response = client.xreadgroup(group, "raw", {stream: ">"}, count=batch, block=1000)
@@ -194,30 +205,79 @@ def consumer_process(
         # All stored: make the rest durable and acknowledge it now rather than after the idle
         # wait (ack_delay_ms) the consumer allows the database to write it on its own.
         consumer.flush()
-        connection.close()
     pipe.send((done, durable, time.monotonic() - first_read[0], handling))
+    pipe.recv()  # "exit"
+    connection.close()
 
 
 def start_consumer(
     mode: str, group: str, expected: int, batch: int, warmup: int = 0
-) -> tuple[Any, Any]:
+) -> tuple[Any, Any, int | None]:
+    """The consumer process, its end of the pipe, and its PostgreSQL backend's pid (EVA)."""
     ours, theirs = multiprocessing.Pipe()
     process = multiprocessing.get_context("fork").Process(
         target=consumer_process, args=(mode, group, expected, batch, theirs, warmup)
     )
     process.start()
-    if not ours.poll(60) or ours.recv() != "ready":
+    ready = ours.recv() if ours.poll(60) else None
+    if not ready or ready[0] != "ready":
         raise SystemExit(f"the {mode} consumer did not start")
-    return process, ours
+    return process, ours, ready[1]
 
 
-def finish(process: Any, pipe: Any, timeout: float) -> tuple[Any, ...]:
+def finish(process: Any, pipe: Any, timeout: float, before_exit: Any = None) -> tuple[Any, ...]:
+    """The consumer's figures; ``before_exit()`` runs while it still holds its connections."""
     if not pipe.poll(timeout):
         process.kill()
         raise SystemExit("the consumer did not finish in time: it cannot keep up")
     outcome = pipe.recv()
+    if before_exit is not None:
+        before_exit()
+    pipe.send("exit")
     process.join()
     return tuple(outcome)
+
+
+class CpuAccount:
+    """Where the CPU time of a measured run went: this process (playing the gateway), the
+    consumer, its PostgreSQL backend and Valkey (each when it runs on this machine), and the
+    share of the machine's CPU time the hypervisor took (steal)."""
+
+    def __init__(self, pids: dict[str, tuple[int | None, str | tuple[str, ...]]]) -> None:
+        self.pids = pids
+        self.start: dict[str, float | None] = {}
+        self.spent: dict[str, float | None] = {}
+        self.ticks: tuple[int, int] | None = None
+        self.steal: float | None = None
+
+    def _sample(self) -> dict[str, float | None]:
+        sample = {name: process_cpu_s(pid, comm) for name, (pid, comm) in self.pids.items()}
+        sample["producer"] = time.process_time()
+        return sample
+
+    def begin(self) -> None:
+        self.start = self._sample()
+        self.ticks = host_cpu_ticks()
+
+    def end(self) -> None:
+        now = self._sample()
+        for name, before in self.start.items():
+            after = now.get(name)
+            self.spent[name] = None if before is None or after is None else after - before
+        ticks = host_cpu_ticks()
+        if ticks and self.ticks and ticks[0] > self.ticks[0]:
+            self.steal = (ticks[1] - self.ticks[1]) / (ticks[0] - self.ticks[0])
+
+    def summary(self, events: int) -> str:
+        parts = [
+            f"{name} {spent / events * 1e6:.0f}"
+            for name, spent in self.spent.items()
+            if spent is not None
+        ]
+        text = "CPU per event (µs): " + ", ".join(parts)
+        if self.steal is not None:
+            text += f"; steal {self.steal:.0%} of the machine's CPU time"
+        return text
 
 
 def main() -> None:
@@ -299,7 +359,12 @@ def main() -> None:
 
         gc.collect()  # the producer (this process) should not stall on collections either
         gc.freeze()
-        results: list[tuple[str, str, float, float, str]] = []
+        results: list[tuple[str, str, float, float, str, str]] = []
+        # The CPU time of the servers is read from /proc when they run on this machine.
+        local_database = is_local_host(str(settings.DATABASES["default"]["HOST"]))
+        valkey_pid = None
+        if is_local_host(client.connection_pool.connection_kwargs.get("host")):
+            valkey_pid = int(client.info("server")["process_id"])
         for rate in [float(r) for r in args.rates.split(",")]:
             for mode in ("raw", "EVA"):
                 client.delete(stream)
@@ -310,7 +375,14 @@ def main() -> None:
                 # at the same rate are not counted, for either path.
                 warmup = int(rate * args.warmup)
                 count = int(rate * args.seconds)
-                process, pipe = start_consumer(mode, group, warmup + count, batch, warmup)
+                process, pipe, backend = start_consumer(mode, group, warmup + count, batch, warmup)
+                account = CpuAccount(
+                    {
+                        "consumer": (process.pid, "python"),
+                        "PostgreSQL": (backend if local_database else None, "postgres"),
+                        "Valkey": (valkey_pid, ("valkey", "redis")),
+                    }
+                )
                 sent: dict[str, float] = {}
                 entry_of: dict[str, str] = {}
                 interval = 1.0 / rate
@@ -323,10 +395,14 @@ def main() -> None:
                     if n < warmup:
                         client.xadd(stream, {"event": json.dumps(event)})
                         continue
+                    if n == warmup:
+                        account.begin()
                     sent[event["event_id"]] = time.monotonic()
                     entry_of[event["event_id"]] = client.xadd(stream, {"event": json.dumps(event)})
                 counter += warmup + count
-                done, durable, _busy, handling = finish(process, pipe, timeout=120)
+                done, durable, _busy, handling = finish(
+                    process, pipe, timeout=120, before_exit=account.end
+                )
                 latencies = [(done[key] - started) * 1000 for key, started in sent.items()]
                 acked = [
                     (durable[entry_of[key]] - sent[key]) * 1000
@@ -352,6 +428,7 @@ def main() -> None:
                         statistics.median(latencies),
                         percentile(latencies, 99),
                         reads,
+                        account.summary(count),
                     )
                 )
 
@@ -368,7 +445,7 @@ def main() -> None:
                     pipe_.xadd(stream, {"event": json.dumps(message_event(counter + n))})
                 pipe_.execute()
                 counter += args.drain
-                process, pipe = start_consumer(mode, group, args.drain, batch)
+                process, pipe, _backend = start_consumer(mode, group, args.drain, batch)
                 busy = finish(process, pipe, timeout=600)[-2]
                 drains[mode].append(args.drain / busy)
         drain = {mode: statistics.median(figures) for mode, figures in drains.items()}
@@ -417,10 +494,11 @@ def main() -> None:
     )
     print("XADD → stored and committed (raw: read and acknowledged):")
     print(f"{'rate':>8} {'path':>5} {'p50 ms':>8} {'p99 ms':>8}")
-    for rate_label, mode, p50, p99, reads in results:
+    for rate_label, mode, p50, p99, reads, cpu in results:
         print(f"{rate_label:>8} {mode:>5} {p50:8.2f} {p99:8.2f}")
         if reads:
             print(f"{'':15}{reads}")
+        print(f"{'':15}{cpu}")
     print()
     print(
         f"drain of {args.drain} events, median of {args.drain_rounds}: raw {drain['raw']:,.0f}/s "
@@ -433,7 +511,7 @@ def main() -> None:
         f"events); PostgreSQL round trip p50 {statistics.median(round_trips):.3f} ms; contract "
         f"validation p50 {statistics.median(validation) * 1000:.0f} µs"
     )
-    for rate_label, mode, _p50, p99, _reads in results:
+    for rate_label, mode, _p50, p99, _reads, _cpu in results:
         if mode == "EVA":
             verdict = "meets" if p99 < 10 else "misses"
             print(f"goal p99 < 10 ms at {rate_label}: {verdict} ({p99:.2f} ms)")
