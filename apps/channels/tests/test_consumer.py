@@ -515,11 +515,25 @@ class LogPositions(InboundEventHandler):
         super().make_durable()
 
 
-def test_busy_entries_are_acknowledged_once_the_log_on_disk_covers_them_without_a_flush(
-    world, streams, session_a
-):
-    import time
+@pytest.fixture
+def clock(monkeypatch):
+    """The consumer's clock, moved only by the test (``clock.now += seconds``): on the wall clock
+    a stall of the machine between two reads longer than ack_delay_ms makes the consumer idle,
+    and an idle consumer flushes, which these tests must tell apart from what they check."""
+    from types import SimpleNamespace
 
+    from apps.channels import consumer as consumer_module
+
+    now = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(
+        consumer_module, "time", SimpleNamespace(monotonic=lambda: now.now, sleep=lambda s: None)
+    )
+    return now
+
+
+def test_busy_entries_are_acknowledged_once_the_log_on_disk_covers_them_without_a_flush(
+    world, streams, session_a, clock
+):
     handler = LogPositions([(1000, 500), (1300, 1300)])
     consumer = make_consumer(streams, handler, ack_delay_ms=300)
 
@@ -533,17 +547,18 @@ def test_busy_entries_are_acknowledged_once_the_log_on_disk_covers_them_without_
     assert consumer.step() == 2  # sent to the database, finished once the next read is in
     publish("tres")
     assert consumer.step() == 1
-    # uno and dos finished (the check of the disk is due 300 ms later: room for a slow
-    # machine), tres in flight.
+    # uno and dos finished (the check of the disk is due 300 ms later), tres in flight.
     assert pending(streams) == 3 and len(handler.positions) == 2
-    time.sleep(0.35)
+    clock.now += 0.35
     publish("cuatro")
     assert consumer.step() == 1
     # Checked (due): all four were committed before the log reached 1000, the disk is at 500.
     assert pending(streams) == 4 and handler.positions == [(1300, 1300)]
-    deadline = time.monotonic() + 2
-    while pending(streams) and time.monotonic() < deadline:
+    for _ in range(20):
+        clock.now += 0.05
         consumer.step()  # idle: at the next check the disk (1300) covers them
+        if not pending(streams):
+            break
     assert pending(streams) == 0 and consumer.processed == 4
     assert handler.flushes == 0  # never waited for the disk
     with tenant_context(world.tenant_a):
@@ -562,23 +577,31 @@ def test_an_idle_consumer_flushes_what_the_disk_does_not_have_yet(world, streams
 
 
 def test_a_disk_that_does_not_catch_up_on_its_own_is_flushed_while_busy(
-    world, streams, session_a, monkeypatch
+    world, streams, session_a, monkeypatch, clock
 ):
-    import time
-
     from apps.channels import consumer as consumer_module
 
     monkeypatch.setattr(consumer_module, "MAX_ACK_WAIT_S", 0.1)
     handler = LogPositions([(1000, 10)])  # the disk never reaches the log's end by itself
+    asked = []
+    asking = handler.durable_position
+    handler.durable_position = lambda: asked.append(clock.now) or asking()  # type: ignore[method-assign]
     consumer = make_consumer(streams, handler, ack_delay_ms=10)
-    began = time.monotonic()
-    while handler.flushes == 0 and time.monotonic() - began < 3:
+    reads = 0
+    while handler.flushes == 0 and reads < 100:
         xadd_event(
             streams, text_message(session_id=session_a.session_id, tenant_schema="alpha", body="x")
         )
-        assert consumer.step() == 1  # busy: an entry in every read, never idle
+        assert consumer.step() == 1  # busy: an entry in every read (5 ms apart), never idle
+        reads += 1
+        clock.now += 0.005
     assert handler.flushes == 1 and consumer.processed > 0
-    assert time.monotonic() - began >= 0.1  # not before the oldest waited MAX_ACK_WAIT_S
+    # Flushed once the oldest entry (read at 1000.000, handled at 1000.005) had waited
+    # MAX_ACK_WAIT_S, not before; the disk was asked every ack_delay_ms meanwhile, in vain.
+    flushed_at = clock.now - 0.005
+    assert 0.1 <= flushed_at - 1000.0 <= 0.12
+    assert len(asked) >= 5 and asked[-1] < flushed_at + 1e-9
+    assert pending(streams) == reads - consumer.processed
 
 
 def one_entry_a_read(client, submit, log: list[tuple]) -> InboundConsumer:
