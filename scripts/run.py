@@ -7,11 +7,15 @@ the WhatsApp inbound consumer until Ctrl-C, when it stops all of them.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +32,39 @@ def read_dotenv(path: Path) -> dict[str, str]:
             if sep and key and not key.startswith("#") and value:
                 values[key] = value
     return values
+
+
+def wait_ready(
+    port: int,
+    process: subprocess.Popen[bytes],
+    given_up: Callable[[], bool],
+    timeout: float = 120.0,
+) -> tuple[bool, str]:
+    """Wait until ``GET /readyz`` answers 200 (database, migrations, Redis and a worker), so that
+    "EVA is running" is printed when a browser gets a page and the agent can answer. Returns
+    (whether the web server answers at all, what is still not ready: "" when everything is)."""
+    deadline = time.monotonic() + timeout
+    answering, why = False, f"the web server did not answer on port {port}"
+    while time.monotonic() < deadline and process.poll() is None and not given_up():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5):
+                return True, ""
+        except urllib.error.HTTPError as exc:  # 503: a check fails (e.g. no worker answers yet)
+            answering = True
+            try:
+                checks = json.loads(exc.read() or b"{}").get("checks", {})
+            except ValueError:
+                checks = {}
+            failing = [
+                f"{name}: {check.get('detail')}"
+                for name, check in checks.items()
+                if not check.get("ok")
+            ]
+            why = "; ".join(failing) or f"/readyz answered {exc.code}"
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.5)
+    return answering, why
 
 
 def stop_with_parent() -> None:
@@ -123,9 +160,8 @@ def main() -> int:
         # WhatsApp events from gateway-node (started separately: docs/whatsapp.md).
         "consumer": subprocess.Popen([PY, "manage.py", "consume_inbound"], env=env),
     }
-    print(f"\nEVA is running: http://demo.localhost:{port}/  (Ctrl-C to stop)\n", flush=True)
-
     stopping = False
+    exit_code = 0
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
@@ -133,7 +169,14 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    exit_code = 0
+    answering, not_ready = wait_ready(int(port), processes["web"], lambda: stopping)
+    if answering or not not_ready:
+        print(f"\nEVA is running: http://demo.localhost:{port}/  (Ctrl-C to stop)\n", flush=True)
+        if not_ready:
+            print(f"Not ready yet (/readyz): {not_ready}\n", file=sys.stderr, flush=True)
+    elif not stopping and processes["web"].poll() is None:
+        print(f"{not_ready} (see the output above); stopping.", file=sys.stderr)
+        exit_code, stopping = 1, True
     while not stopping:
         for name, process in processes.items():
             if process.poll() is not None:
