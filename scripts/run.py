@@ -170,11 +170,13 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     answering, not_ready = wait_ready(int(port), processes["web"], lambda: stopping)
-    if answering or not not_ready:
+    if stopping or processes["web"].poll() is not None:
+        pass  # Ctrl-C while waiting, or the web server exited (the loop below says so)
+    elif answering:
         print(f"\nEVA is running: http://demo.localhost:{port}/  (Ctrl-C to stop)\n", flush=True)
         if not_ready:
             print(f"Not ready yet (/readyz): {not_ready}\n", file=sys.stderr, flush=True)
-    elif not stopping and processes["web"].poll() is None:
+    else:
         print(f"{not_ready} (see the output above); stopping.", file=sys.stderr)
         exit_code, stopping = 1, True
     while not stopping:
