@@ -64,8 +64,14 @@ def django_db_setup(django_db_setup, django_db_blocker) -> None:
 
     db_name = connection.settings_dict["NAME"]
     if not str(db_name).startswith("test_"):
-        # Never onboard test tenants into a real database.
-        raise RuntimeError(f"refusing to create test tenants in database {db_name!r}")
+        # Never onboard test tenants into a real database. This happens when no selected test
+        # carries the django_db mark (e.g. one test that only uses `committed`, run with -k):
+        # pytest-django then sets up no test database at all.
+        raise RuntimeError(
+            f"refusing to create test tenants in database {db_name!r}: no test database was set "
+            "up, because none of the selected tests is marked django_db; select the whole file "
+            "or add a test that is"
+        )
     _forget_reply_claims()
     with django_db_blocker.unblock():
         for slug, name in (("alpha", "Alpha Store"), ("beta", "Beta Shop")):
