@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,16 +36,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 def wait_ready(
     port: int,
-    process: subprocess.Popen[bytes],
+    processes: Iterable[subprocess.Popen[bytes]],
     given_up: Callable[[], bool],
     timeout: float = 120.0,
 ) -> tuple[bool, str]:
     """Wait until ``GET /readyz`` answers 200 (database, migrations, Redis and a worker), so that
-    "EVA is running" is printed when a browser gets a page and the agent can answer. Returns
-    (whether the web server answers at all, what is still not ready: "" when everything is)."""
+    "EVA is running" is printed when a browser gets a page and the agent can answer; stop
+    waiting at once when one of ``processes`` exits (the caller reports it). Returns (whether
+    the web server answers at all, what is still not ready: "" when everything is)."""
+    processes = list(processes)
     deadline = time.monotonic() + timeout
     answering, why = False, f"the web server did not answer on port {port}"
-    while time.monotonic() < deadline and process.poll() is None and not given_up():
+    while (
+        time.monotonic() < deadline
+        and all(process.poll() is None for process in processes)
+        and not given_up()
+    ):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5):
                 return True, ""
@@ -169,9 +175,9 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    answering, not_ready = wait_ready(int(port), processes["web"], lambda: stopping)
-    if stopping or processes["web"].poll() is not None:
-        pass  # Ctrl-C while waiting, or the web server exited (the loop below says so)
+    answering, not_ready = wait_ready(int(port), processes.values(), lambda: stopping)
+    if stopping or any(process.poll() is not None for process in processes.values()):
+        pass  # Ctrl-C while waiting, or a process exited (the loop below says which)
     elif answering:
         print(f"\nEVA is running: http://demo.localhost:{port}/  (Ctrl-C to stop)\n", flush=True)
         if not_ready:

@@ -1,5 +1,6 @@
 """`make run` (scripts/run.py) says "EVA is running" only once /readyz answers 200; a check still
-failing is named, a web server that never answers is reported."""
+failing is named, a web server that never answers is reported, a process that exits ends the
+wait."""
 
 from __future__ import annotations
 
@@ -65,14 +66,14 @@ def web_process():
 def test_it_waits_until_every_check_passes(readyz, web_process):
     port, state = readyz
     threading.Timer(0.8, lambda: state.update(ready=True)).start()
-    answering, not_ready = _run_module().wait_ready(port, web_process, lambda: False, timeout=10)
+    answering, not_ready = _run_module().wait_ready(port, [web_process], lambda: False, timeout=10)
     assert (answering, not_ready) == (True, "")
     assert state["calls"] >= 2  # asked while not ready, then once ready
 
 
 def test_a_check_still_failing_is_named(readyz, web_process):
     port, _state = readyz
-    answering, not_ready = _run_module().wait_ready(port, web_process, lambda: False, timeout=1.2)
+    answering, not_ready = _run_module().wait_ready(port, [web_process], lambda: False, timeout=1.2)
     assert answering and not_ready == "worker: no worker"
 
 
@@ -80,7 +81,7 @@ def test_a_web_server_that_never_answers_is_reported(web_process):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
-    answering, why = _run_module().wait_ready(free, web_process, lambda: False, timeout=1.0)
+    answering, why = _run_module().wait_ready(free, [web_process], lambda: False, timeout=1.0)
     assert not answering and why == f"the web server did not answer on port {free}"
 
 
@@ -89,11 +90,21 @@ def test_a_web_server_that_exited_is_not_asked(readyz, web_process):
     state["ready"] = True  # something else answers on the port
     web_process.kill()
     web_process.wait()
-    answering, _why = _run_module().wait_ready(port, web_process, lambda: False, timeout=5)
+    answering, _why = _run_module().wait_ready(port, [web_process], lambda: False, timeout=5)
+    assert not answering and state["calls"] == 0
+
+
+def test_any_process_that_exits_ends_the_wait(readyz, web_process):
+    """A worker or the consumer that dies while the web server waits for it: no two-minute wait
+    before the run loop says which one exited."""
+    port, state = readyz
+    worker = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    worker.wait()
+    answering, _why = _run_module().wait_ready(port, [web_process, worker], lambda: False)
     assert not answering and state["calls"] == 0
 
 
 def test_ctrl_c_while_waiting_stops_the_wait(readyz, web_process):
     port, state = readyz
-    answering, _why = _run_module().wait_ready(port, web_process, lambda: True, timeout=5)
+    answering, _why = _run_module().wait_ready(port, [web_process], lambda: True, timeout=5)
     assert not answering and state["calls"] == 0
