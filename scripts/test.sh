@@ -28,6 +28,29 @@ fi
 echo "DATABASE_URL=${DATABASE_URL%%@*}@…  REDIS_URL=$REDIS_URL"
 mkdir -p .eva
 
+if [ -z "${EVA_TEST_S3_ENDPOINT:-}" ]; then
+  # An S3-compatible server for the media-in-a-bucket tests of both languages (rclone serve s3:
+  # the real S3 protocol with signature v4; rclone comes with the dev dependencies).
+  step "S3-compatible server for the media storage tests"
+  s3_port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  s3_root=$(mktemp -d)
+  export EVA_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port
+  export EVA_TEST_S3_ACCESS_KEY=eva-test EVA_TEST_S3_SECRET_KEY=eva-test-secret
+  $VENV/bin/rclone serve s3 --auth-key "$EVA_TEST_S3_ACCESS_KEY,$EVA_TEST_S3_SECRET_KEY" \
+    --addr "127.0.0.1:$s3_port" "$s3_root" >.eva/test-s3.log 2>&1 &
+  s3_pid=$!
+  trap 'kill $s3_pid 2>/dev/null; rm -rf "$s3_root"' EXIT
+  # Answering at all (403 to an unsigned request) is enough.
+  s3_answers() { $PY -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$s3_port" 2>/dev/null; }
+  for _ in $(seq 100); do
+    s3_answers && break
+    kill -0 $s3_pid 2>/dev/null || { cat .eva/test-s3.log >&2; echo "rclone serve s3 exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  s3_answers || { echo "rclone serve s3 does not answer on port $s3_port" >&2; exit 1; }
+  echo "EVA_TEST_S3_ENDPOINT=$EVA_TEST_S3_ENDPOINT"
+fi
+
 step "ruff"
 $VENV/bin/ruff check .
 $VENV/bin/ruff format --check .

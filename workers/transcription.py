@@ -19,7 +19,9 @@ and a failed one is left alone.
 from __future__ import annotations
 
 import logging
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -39,7 +41,7 @@ from apps.speech.engine import WhisperConfig, model_loads, transcribe_file
 from apps.speech.errors import AudioRejected
 from apps.speech.replies import voice_note_fallback_text
 from eva.celery import app
-from eva.db import current_schema
+from eva.media import local_file, shared_storage, tenant_media_key
 from workers.base import TenantBoundTask
 
 logger = logging.getLogger(__name__)
@@ -64,8 +66,8 @@ def voice_note_transcribe(*, message_id: int) -> dict[str, Any]:
     language = _customer_language(message)
     config = WhisperConfig.from_settings()
     try:
-        audio = media_path(message.media)
-        transcript = transcribe_file(audio, language_hint=language, config=config)
+        with voice_note_file(message.media, max_bytes=config.max_bytes) as audio:
+            transcript = transcribe_file(audio, language_hint=language, config=config)
     except AudioRejected as rejected:
         replied = _fail(message, rejected, language=language)
         logger.warning(
@@ -92,20 +94,38 @@ def voice_note_transcribe(*, message_id: int) -> dict[str, Any]:
     return {"status": "transcribed", **details, "model_loads": model_loads()}
 
 
-def media_path(media: dict[str, Any] | None) -> Path:
-    """The file of a message's media reference, inside the current tenant's media folder.
+@contextmanager
+def voice_note_file(media: dict[str, Any] | None, *, max_bytes: int) -> Iterator[Path]:
+    """The audio of a message's media reference as a local file (a temporary copy when the
+    media lives in a bucket, eva/media.py).
 
-    References are relative to ``MEDIA_ROOT`` and start with the tenant's schema
+    References are relative to the media storage's root and start with the tenant's schema
     (``<schema>/whatsapp/<session>/<yyyy>/<mm>/<sha256>.ogg``, docs/streams.md); one that
-    leaves that folder would let a message of one tenant read another tenant's audio.
+    leaves that folder would let a message of one tenant read another tenant's audio. A file
+    over ``max_bytes`` is refused before it is copied.
     """
     ref = (media or {}).get("ref") or (media or {}).get("key")
     if not ref:
         raise AudioRejected("audio_missing", "the message has no audio attached")
-    relative = PurePosixPath(str(ref))
-    if relative.is_absolute() or ".." in relative.parts or relative.parts[0] != current_schema():
-        raise AudioRejected("audio_missing", "the audio reference is outside this tenant's media")
-    return Path(settings.MEDIA_ROOT).joinpath(*relative.parts)
+    try:
+        key = tenant_media_key(ref)
+    except ValueError as exc:
+        raise AudioRejected("audio_missing", str(exc)) from exc
+    storage = shared_storage()
+    try:
+        size = storage.size(key)
+    except FileNotFoundError as exc:
+        raise AudioRejected("audio_missing", "the audio file does not exist") from exc
+    if size > max_bytes:
+        raise AudioRejected(
+            "audio_too_large",
+            f"the audio file is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB",
+        )
+    try:
+        with local_file(storage, key) as path:
+            yield path
+    except FileNotFoundError as exc:  # removed between the two looks
+        raise AudioRejected("audio_missing", "the audio file does not exist") from exc
 
 
 def _customer_language(message: Message) -> str:

@@ -30,6 +30,7 @@ from apps.knowledge.parsing.guards import ArchiveLimits, check_office_archive
 from apps.knowledge.parsing.language import text_search_config
 from apps.knowledge.parsing.sandbox import parse_in_sandbox
 from eva.db import current_schema
+from eva.media import local_file
 
 logger = logging.getLogger("eva.knowledge")
 
@@ -225,13 +226,15 @@ def document_parse(*, document: Document) -> tuple[list[ChunkDraft], str, int, i
             check_office_archive(stream, archive_limits())
     if kind != document.kind:
         Document.objects.filter(pk=document.pk).update(kind=kind)
-    result = parse_in_sandbox(
-        document.file.path,
-        kind,
-        parse_limits(),
-        timeout=settings.KNOWLEDGE_PARSE_TIMEOUT,
-        memory_bytes=settings.KNOWLEDGE_PARSE_MEMORY_BYTES,
-    )
+    # The sandbox reads a file by path: a temporary copy when the file lives in a bucket.
+    with local_file(document.file.storage, document.file.name) as path:
+        result = parse_in_sandbox(
+            str(path),
+            kind,
+            parse_limits(),
+            timeout=settings.KNOWLEDGE_PARSE_TIMEOUT,
+            memory_bytes=settings.KNOWLEDGE_PARSE_MEMORY_BYTES,
+        )
     drafts = chunk_blocks(
         result.blocks,
         max_chars=settings.KNOWLEDGE_CHUNK_CHARS,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -13,6 +15,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 
 from eva.db import use_public_schema
+from eva.media import bucket_check
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -54,10 +57,23 @@ def _check_worker() -> str:
     return f"{len(replies)} worker(s) answering"
 
 
+def _check_media() -> str:
+    """The media storage answers: the bucket exists and these credentials may use it, or the
+    folder is writable (voice notes and uploads are stored there)."""
+    if settings.EVA_MEDIA_STORAGE == "s3":
+        bucket_check(timeout=1.0)
+        return f"bucket {settings.EVA_S3_BUCKET!r} reachable"
+    root = Path(settings.MEDIA_ROOT)
+    if not os.access(root if root.exists() else root.parent, os.W_OK):
+        raise RuntimeError(f"{root} is not writable")
+    return "folder writable"
+
+
 CHECKS: dict[str, Callable[[], str]] = {
     "database": _check_database,
     "migrations": _check_migrations,
     "redis": _check_redis,
+    "media": _check_media,
     "worker": _check_worker,
 }
 

@@ -1,6 +1,7 @@
 'use strict';
 // Configuration from the environment. Every variable is documented in README.md.
 // A bad value fails loudly at start-up instead of being silently replaced by a default.
+const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
@@ -33,6 +34,66 @@ function bool(env, name, fallback) {
   throw new ConfigError(`${name} must be a boolean (true/false), got ${JSON.stringify(raw)}`);
 }
 
+function choice(env, name, options, fallback) {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!options.includes(raw)) throw new ConfigError(`${name} must be one of ${options.join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+// A secret comes from NAME or from the file NAME_FILE names (Docker secrets), never both.
+// Its value never appears in an error message.
+function secret(env, name) {
+  const direct = env[name];
+  const file = env[`${name}_FILE`];
+  if (direct && file) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
+  if (!file) return direct || null;
+  let value;
+  try {
+    value = fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`${name}_FILE: cannot read ${file} (${err.code || err.message})`);
+  }
+  if (!value) throw new ConfigError(`${name}_FILE: ${file} is empty`);
+  return value;
+}
+
+// The S3-compatible bucket of MEDIA_STORAGE=s3. The keys are the object keys as is (no prefix),
+// since the Django side reads the same keys from the same bucket.
+function s3Settings(env) {
+  const bucket = str(env, 'S3_BUCKET', '');
+  if (!bucket) throw new ConfigError('S3_BUCKET must be set when MEDIA_STORAGE=s3');
+  // Letters, digits, '.', '-', '_' (legacy AWS names included): catches a URL or a path given as a bucket.
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$/.test(bucket)) {
+    throw new ConfigError(`S3_BUCKET must be a bucket name (3-255 letters, digits, '.', '-', '_'), got ${JSON.stringify(bucket)}`);
+  }
+  const endpoint = str(env, 'S3_ENDPOINT', '') || null;
+  if (endpoint) {
+    let url;
+    try { url = new URL(endpoint); } catch { url = null; }
+    // No credentials in the URL (they would end up in logs) and no path (the bucket goes in S3_BUCKET).
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.username || url.password || url.search || url.hash || url.pathname !== '/') {
+      throw new ConfigError('S3_ENDPOINT must be a base URL such as https://s3.example.com or http://minio:9000 (no path, no credentials)');
+    }
+  }
+  const region = str(env, 'S3_REGION', 'us-east-1');
+  if (!/^[a-z0-9-]{1,64}$/.test(region)) throw new ConfigError(`S3_REGION must look like us-east-1 (or auto), got ${JSON.stringify(region)}`);
+  const accessKeyId = secret(env, 'S3_ACCESS_KEY_ID');
+  const secretAccessKey = secret(env, 'S3_SECRET_ACCESS_KEY');
+  if (!accessKeyId !== !secretAccessKey) {
+    throw new ConfigError('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together (or neither, for the AWS SDK\'s default credential chain)');
+  }
+  return {
+    bucket,
+    endpoint,
+    region,
+    // AWS prefers virtual-hosted addressing (bucket.s3.amazonaws.com); MinIO and most self-hosted
+    // services only answer path-style (host/bucket).
+    forcePathStyle: bool(env, 'S3_FORCE_PATH_STYLE', Boolean(endpoint)),
+    credentials: accessKeyId ? { accessKeyId, secretAccessKey } : null,
+  };
+}
+
 // SESSIONS="session_id:tenant_schema,session_id2:tenant_schema2"
 function sessionsList(env) {
   const raw = (env.SESSIONS || '').trim();
@@ -49,6 +110,7 @@ function loadConfig(env = process.env) {
   if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(gatewayId)) throw new ConfigError('GATEWAY_ID may only contain letters, digits and _.:-');
   const keyPrefix = str(env, 'REDIS_KEY_PREFIX', 'eva');
   if (!/^[A-Za-z0-9_.-]+$/.test(keyPrefix)) throw new ConfigError('REDIS_KEY_PREFIX may only contain letters, digits and _.-');
+  const mediaStorage = choice(env, 'MEDIA_STORAGE', ['local', 's3'], 'local');
   return {
     redisUrl: str(env, 'REDIS_URL'),
     keyPrefix,
@@ -56,7 +118,9 @@ function loadConfig(env = process.env) {
     healthHost: str(env, 'GATEWAY_HEALTH_HOST', '0.0.0.0'),
     healthPort: int(env, 'GATEWAY_HEALTH_PORT', 3001),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
+    mediaStorage,
     mediaRoot: path.resolve(str(env, 'MEDIA_ROOT', path.join(process.cwd(), 'media'))),
+    s3: mediaStorage === 's3' ? s3Settings(env) : null,
     mediaMaxBytes: int(env, 'MEDIA_MAX_BYTES', 64 * 1024 * 1024, { min: 1 }),
     mediaDownloadTimeoutMs: int(env, 'MEDIA_DOWNLOAD_TIMEOUT_MS', 60000, { min: 1 }),
     sessionDir: path.resolve(str(env, 'WA_SESSION_DIR', path.join(process.cwd(), '.wwebjs_auth'))),

@@ -5,7 +5,7 @@ const http = require('http');
 const Redis = require('ioredis');
 const { keys: makeKeys } = require('./keys');
 const { loadContract, ContractError } = require('./contract');
-const { LocalMediaStorage } = require('./storage');
+const { createMediaStorage } = require('./storage');
 const { StreamConsumer, PermanentError } = require('./streams');
 const { Session } = require('./session');
 const wwebjs = require('./wwebjs');
@@ -46,7 +46,7 @@ class Gateway {
   async start() {
     const { config } = this;
     this.contract = loadContract(config.contractsDir);
-    this.storage = new LocalMediaStorage(config.mediaRoot);
+    this.storage = createMediaStorage(config);
     this.redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
     this.redis.on('error', (err) => this.logger.error({ err: { message: err.message } }, 'redis connection error'));
     await this.redis.connect();
@@ -80,7 +80,7 @@ class Gateway {
     for (const [sessionId, tenantSchema] of boot) {
       await this.startSession(sessionId, tenantSchema).catch((err) => this.logger.error({ err, session_id: sessionId }, 'boot start failed'));
     }
-    this.logger.info({ sessions: [...boot.keys()], health_port: this.healthPort }, 'gateway started');
+    this.logger.info({ sessions: [...boot.keys()], health_port: this.healthPort, media_storage: this.storage.describe() }, 'gateway started');
   }
 
   async publish(doc) {
@@ -187,6 +187,7 @@ class Gateway {
       status: redis === 'ok' && !this.shuttingDown ? 'ok' : 'unhealthy',
       gateway_id: this.config.gatewayId,
       redis,
+      media_storage: this.storage.kind,
       sessions,
     };
   }
@@ -229,6 +230,7 @@ class Gateway {
     clearTimeout(timer);
     if (this.httpServer) await new Promise((resolve) => this.httpServer.close(() => resolve()));
     if (this.redis) await this.redis.quit().catch(() => this.redis.disconnect());
+    if (this.storage) await this.storage.close();
     this.logger.info('gateway stopped');
   }
 }

@@ -6,7 +6,7 @@ const fs = require('fs');
 const { SessionLock } = require('./lock');
 const { StreamConsumer, PermanentError } = require('./streams');
 const { ContractError } = require('./contract');
-const { LocalMediaStorage, sha256Hex } = require('./storage');
+const { inboundKey, sha256Hex } = require('./storage');
 const { Pacer, backoffDelay, sleep } = require('./pacing');
 const { removeStaleProfileLocks, profileDir } = require('./wwebjs');
 
@@ -443,8 +443,8 @@ class Session {
     const mime = downloaded.mimetype || 'application/octet-stream';
     const sha256 = sha256Hex(buffer);
     try {
-      const key = LocalMediaStorage.inboundKey({ tenantSchema: this.tenantSchema, sessionId: this.sessionId, sha256, mime });
-      const stored = await storage.put(key, buffer);
+      const key = inboundKey({ tenantSchema: this.tenantSchema, sessionId: this.sessionId, sha256, mime });
+      const stored = await storage.put(key, buffer, { contentType: mime });
       return { media: { key, mime, size: stored.size, sha256: stored.sha256, filename: downloaded.filename || null }, media_error: null };
     } catch (err) {
       // The message itself still goes through, with the reason, rather than being lost.
@@ -525,7 +525,10 @@ class Session {
       try {
         buffer = await storage.read(doc.media.key);
       } catch (err) {
-        throw new PermanentError('media_not_found', `media ${doc.media.key} not readable: ${err.code || err.message}`);
+        // A missing blob will not appear by retrying: fail now. Storage that is unreachable or
+        // refuses us may come back: retried, then dead-lettered after OUTBOUND_MAX_DELIVERIES.
+        if (err.code === 'media_not_found' || err.code === 'invalid_media_key') throw new PermanentError('media_not_found', err.message);
+        throw err;
       }
       if (buffer.length !== doc.media.size || sha256Hex(buffer) !== doc.media.sha256) {
         throw new PermanentError('media_checksum_mismatch', `media ${doc.media.key} does not match its size/sha256`);

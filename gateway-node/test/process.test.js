@@ -85,3 +85,10 @@ test('bin/gateway.js refuses to start without REDIS_URL', async () => {
   assert.equal(code, 2);
   assert.ok(child.logs.some((l) => l.stderr && /REDIS_URL must be set/.test(l.stderr)));
 });
+
+test('bin/gateway.js refuses to start with MEDIA_STORAGE=s3 and no bucket', async () => {
+  child = startProcess({ MEDIA_STORAGE: 's3' });
+  const { code } = await child.exited;
+  assert.equal(code, 2);
+  assert.ok(child.logs.some((l) => l.stderr && /configuration error: S3_BUCKET must be set/.test(l.stderr)));
+});

@@ -1,5 +1,6 @@
 'use strict';
 // Small pure pieces: configuration errors, storage key safety, pacing arithmetic, backoff.
+// (The S3 media backend is tested against a real S3 server in s3.test.js.)
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('fs');
@@ -22,6 +23,41 @@ test('configuration fails loudly on missing or malformed values', () => {
   assert.equal(cfg.chromiumPath, '/usr/bin/chromium');
   assert.equal(cfg.replyOnly, true);
   assert.equal(cfg.healthPort, 3001);
+  assert.equal(cfg.mediaStorage, 'local');
+  assert.equal(cfg.s3, null);
+});
+
+test('MEDIA_STORAGE=s3 settings: defaults, path style, credentials in pairs or from files, loud errors', () => {
+  const base = { REDIS_URL: 'redis://127.0.0.1:1/0', MEDIA_STORAGE: 's3' };
+  assert.throws(() => loadConfig({ ...base }), (e) => e instanceof ConfigError && /S3_BUCKET must be set when MEDIA_STORAGE=s3/.test(e.message));
+  assert.throws(() => loadConfig({ ...base, MEDIA_STORAGE: 'gcs' }), /MEDIA_STORAGE must be one of local, s3/);
+  assert.throws(() => loadConfig({ ...base, S3_BUCKET: 's3://media/acme' }), /S3_BUCKET must be a bucket name/);
+  assert.throws(() => loadConfig({ ...base, S3_BUCKET: 'media', S3_FORCE_PATH_STYLE: 'sometimes' }), /S3_FORCE_PATH_STYLE must be a boolean/);
+  for (const endpoint of ['minio:9000', 'ftp://minio', 'http://minio:9000/media', 'https://key:secret@r2.example.com']) {
+    assert.throws(() => loadConfig({ ...base, S3_BUCKET: 'media', S3_ENDPOINT: endpoint }), /S3_ENDPOINT must be a base URL/, endpoint);
+  }
+  assert.throws(() => loadConfig({ ...base, S3_BUCKET: 'media', S3_REGION: 'EU West' }), /S3_REGION/);
+  assert.throws(() => loadConfig({ ...base, S3_BUCKET: 'media', S3_ACCESS_KEY_ID: 'AKIA1' }), /must be set together/);
+  assert.throws(() => loadConfig({ ...base, S3_BUCKET: 'media', S3_SECRET_ACCESS_KEY: 'hunter2' }), (e) => /must be set together/.test(e.message) && !e.message.includes('hunter2'));
+
+  const aws = loadConfig({ ...base, S3_BUCKET: 'media' }).s3;
+  assert.deepEqual(aws, { bucket: 'media', endpoint: null, region: 'us-east-1', forcePathStyle: false, credentials: null }, 'AWS, default credential chain');
+  const minio = loadConfig({ ...base, S3_BUCKET: 'media', S3_ENDPOINT: 'http://minio:9000', S3_ACCESS_KEY_ID: 'k', S3_SECRET_ACCESS_KEY: 's' }).s3;
+  assert.equal(minio.forcePathStyle, true, 'path style by default with an endpoint');
+  assert.deepEqual(minio.credentials, { accessKeyId: 'k', secretAccessKey: 's' });
+  const r2 = loadConfig({ ...base, S3_BUCKET: 'media', S3_ENDPOINT: 'https://acct.r2.cloudflarestorage.com', S3_REGION: 'auto', S3_FORCE_PATH_STYLE: 'false' }).s3;
+  assert.deepEqual([r2.region, r2.forcePathStyle], ['auto', false]);
+  assert.equal(loadConfig({ REDIS_URL: base.REDIS_URL, S3_BUCKET: 'not used' }).s3, null, 'S3 settings are ignored by the local backend');
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eva-secret-'));
+  fs.writeFileSync(path.join(dir, 'secret'), 'from-a-file\n');
+  fs.writeFileSync(path.join(dir, 'empty'), '');
+  const fromFile = loadConfig({ ...base, S3_BUCKET: 'media', S3_ACCESS_KEY_ID: 'k', S3_SECRET_ACCESS_KEY_FILE: path.join(dir, 'secret') }).s3;
+  assert.equal(fromFile.credentials.secretAccessKey, 'from-a-file');
+  assert.throws(() => loadConfig({ ...base, S3_BUCKET: 'media', S3_ACCESS_KEY_ID: 'k', S3_SECRET_ACCESS_KEY: 's', S3_SECRET_ACCESS_KEY_FILE: path.join(dir, 'secret') }), /not both/);
+  assert.throws(() => loadConfig({ ...base, S3_BUCKET: 'media', S3_ACCESS_KEY_ID: 'k', S3_SECRET_ACCESS_KEY_FILE: path.join(dir, 'empty') }), /is empty/);
+  assert.throws(() => loadConfig({ ...base, S3_BUCKET: 'media', S3_ACCESS_KEY_ID: 'k', S3_SECRET_ACCESS_KEY_FILE: path.join(dir, 'absent') }), /cannot read/);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('media storage writes atomically under the root and refuses keys that escape it', async () => {
@@ -32,6 +68,11 @@ test('media storage writes atomically under the root and refuses keys that escap
   assert.equal((await storage.read('acme/a/b.ogg')).toString(), 'hello');
   assert.deepEqual(fs.readdirSync(path.join(root, 'acme/a')), ['b.ogg'], 'no temp file left behind');
   for (const key of ['../x', '/abs', 'a/../../x', 'a//b/..']) await assert.rejects(storage.put(key, Buffer.from('x')), /invalid media key/);
+  assert.equal(await storage.exists('acme/a/b.ogg'), true);
+  assert.equal(await storage.exists('acme/a/missing.ogg'), false);
+  assert.equal(await storage.exists('acme/a'), false, 'a folder is not a blob');
+  await assert.rejects(storage.exists('../x'), (e) => e.code === 'invalid_media_key');
+  await assert.rejects(storage.read('acme/a/missing.ogg'), (e) => e.code === 'media_not_found', 'the same code as the S3 backend');
   assert.equal(extensionFor('audio/ogg; codecs=opus'), 'ogg');
   assert.equal(extensionFor('application/x-unknown'), 'bin');
   fs.rmSync(root, { recursive: true, force: true });

@@ -258,18 +258,74 @@ def test_a_voice_note_cannot_reach_another_tenants_audio(world, voice, clips) ->
         "",
     ],
 )
-def test_media_references_stay_in_the_tenants_folder(world, ref: str) -> None:
+def test_media_references_stay_in_the_tenants_folder(world, ref: str, tmp_path, settings) -> None:
     from apps.speech.errors import AudioRejected
-    from workers.transcription import media_path
+    from workers.transcription import voice_note_file
+
+    settings.MEDIA_ROOT = tmp_path
+    note = tmp_path / "alpha" / "whatsapp" / "s" / "note.ogg"
+    note.parent.mkdir(parents=True)
+    note.write_bytes(b"OggS")
+    with tenant_context(world.tenant_a):
+        with voice_note_file({"ref": "alpha/whatsapp/s/note.ogg"}, max_bytes=100) as path:
+            assert path == note  # local storage: the file itself, no copy
+        # "key" is the stream contract's name of the reference
+        with voice_note_file({"key": "alpha/whatsapp/s/note.ogg"}, max_bytes=100) as path:
+            assert path == note
+        with pytest.raises(AudioRejected) as caught, voice_note_file({"ref": ref}, max_bytes=100):
+            pass
+    assert caught.value.code == "audio_missing"
+
+
+def test_a_voice_note_in_the_bucket_is_transcribed(world, voice, clips, s3_media) -> None:
+    """EVA_MEDIA_STORAGE=s3: the gateway put the note in the bucket; the worker reads it from
+    there (through a temporary copy for the model), nothing on the local disk."""
+    from workers.transcription import voice_note_transcribe
+
+    server, bucket = s3_media
+    agent_for, send = voice
+    agent_for(world.tenant_a, "es")
+    audio = speech(clips, SPANISH, language="es", fmt="ogg")
+    ref = f"alpha/whatsapp/s3-{uuid.uuid4().hex[:8]}/{uuid.uuid4().hex}.ogg"
+    server.client().put_object(
+        Bucket=bucket, Key=ref, Body=audio.read_bytes(), ContentType="audio/ogg"
+    )
+    assert not (Path(settings.MEDIA_ROOT) / ref).exists()
+    note = send(world.tenant_a, None, ref=ref, send_task=False)
 
     with tenant_context(world.tenant_a):
-        assert media_path({"ref": "alpha/whatsapp/s/note.ogg"}) == (
-            Path(settings.MEDIA_ROOT) / "alpha" / "whatsapp" / "s" / "note.ogg"
-        )
-        assert media_path({"key": "alpha/x.ogg"}).name == "x.ogg"  # the stream contract's name
-        with pytest.raises(AudioRejected) as caught:
-            media_path({"ref": ref})
-    assert caught.value.code == "audio_missing"
+        result = voice_note_transcribe(message_id=note.message_id)
+
+    assert result["status"] == "transcribed", result
+    stored = message(world.tenant_a, note.message_id)
+    assert word_error_rate(SPANISH, stored.transcript) <= 0.35, stored.transcript
+    assert stored.transcript_language == "es"
+
+
+def test_audio_in_the_bucket_over_the_limit_is_refused_before_it_is_copied(world, s3_media) -> None:
+    from apps.speech.errors import AudioRejected
+    from workers.transcription import voice_note_file
+
+    server, bucket = s3_media
+    key = f"alpha/whatsapp/s3-{uuid.uuid4().hex[:8]}/note.ogg"
+    data = b"\x01" * 300_000
+    server.client().put_object(Bucket=bucket, Key=key, Body=data)
+    gone = key.replace("note", "gone")
+    with tenant_context(world.tenant_a):
+        with voice_note_file({"ref": key}, max_bytes=400_000) as path:
+            copy = path
+            assert path.read_bytes() == data
+        assert not copy.exists()  # the temporary copy is removed
+        with (
+            pytest.raises(AudioRejected) as too_large,
+            voice_note_file({"ref": key}, max_bytes=200_000),
+        ):
+            pass
+        with pytest.raises(AudioRejected) as missing, voice_note_file({"ref": gone}, max_bytes=1):
+            pass
+    assert too_large.value.code == "audio_too_large"
+    assert "is 0.3 MB; the limit is 0.2 MB" in str(too_large.value)
+    assert missing.value.code == "audio_missing"
 
 
 def test_running_twice_transcribes_once(world, voice, clips) -> None:

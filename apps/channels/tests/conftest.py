@@ -155,6 +155,30 @@ def _ensure_gateway_installed() -> None:
         )
 
 
+def gateway_environment(*, gateway_id: str, folder: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test gateway: the fake WhatsApp (pairs at once), no pacing, media
+    and sessions under ``folder``, this session's Valkey unless ``extra`` names another."""
+    return {
+        "PATH": os.environ["PATH"],
+        "REDIS_URL": str(settings.REDIS_URL),
+        "REDIS_KEY_PREFIX": PREFIX,
+        "GATEWAY_ID": gateway_id,
+        "GATEWAY_HEALTH_HOST": "127.0.0.1",
+        "GATEWAY_HEALTH_PORT": "0",
+        "MEDIA_ROOT": str(folder / "media"),
+        "WA_SESSION_DIR": str(folder / "wa"),
+        "CONTRACTS_DIR": str(ROOT / "contracts" / "streams"),
+        "GATEWAY_FAKE_WHATSAPP": "1",
+        "FAKE_WA_PHONE": "5215500000042",
+        "OUTBOUND_BLOCK_MS": "100",
+        "SEND_MIN_INTERVAL_MS": "0",
+        "SEND_JITTER_MS": "0",
+        "SEND_PER_CHAT_INTERVAL_MS": "0",
+        "TYPING_BEFORE_SEND": "false",
+        **extra,
+    }
+
+
 def in_alpha(world, work: Callable[[], Any]) -> Any:
     def scoped() -> Any:
         with tenant_context(world.tenant_a):
@@ -201,25 +225,7 @@ def e2e(world, streams, celery_worker, tmp_path) -> Iterator[dict[str, Any]]:
     }
 
     def gateway(**extra: str) -> Process:
-        env = {
-            "PATH": os.environ["PATH"],
-            "REDIS_URL": str(settings.REDIS_URL),
-            "REDIS_KEY_PREFIX": PREFIX,
-            "GATEWAY_ID": gateway_id,
-            "GATEWAY_HEALTH_HOST": "127.0.0.1",
-            "GATEWAY_HEALTH_PORT": "0",
-            "MEDIA_ROOT": str(tmp_path / "media"),
-            "WA_SESSION_DIR": str(tmp_path / "wa"),
-            "CONTRACTS_DIR": str(ROOT / "contracts" / "streams"),
-            "GATEWAY_FAKE_WHATSAPP": "1",
-            "FAKE_WA_PHONE": "5215500000042",
-            "OUTBOUND_BLOCK_MS": "100",
-            "SEND_MIN_INTERVAL_MS": "0",
-            "SEND_JITTER_MS": "0",
-            "SEND_PER_CHAT_INTERVAL_MS": "0",
-            "TYPING_BEFORE_SEND": "false",
-            **extra,
-        }
+        env = gateway_environment(gateway_id=gateway_id, folder=tmp_path, **extra)
         process = Process("gateway", ["node", "bin/gateway.js"], env, GATEWAY)
         made["processes"].append(process)
         wait_for(lambda: process.logged("gateway started"), what="the gateway to start")

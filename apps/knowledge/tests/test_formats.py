@@ -123,3 +123,24 @@ def test_plain_text_without_a_name_hint_is_detected_from_content(world, media):
     document, chunks = ingest(world, "notas", text)
     assert document.kind == "txt"
     assert chunks[0].section == "Preguntas frecuentes"
+
+
+def test_a_document_stored_in_a_bucket_is_parsed_and_deleted_there(
+    world, s3_media, django_capture_on_commit_callbacks
+):
+    """EVA_MEDIA_STORAGE=s3: the upload goes to the bucket under the tenant's prefix, the
+    sandboxed parser reads a temporary copy, and deleting the document deletes the object."""
+    from apps.knowledge.services import document_delete
+
+    server, bucket = s3_media
+    pdf = files.make_pdf([["Garantía", "Todos los zapatos tienen garantía de un año."]])
+    document, chunks = ingest(world, "garantia.pdf", pdf)
+    assert document.kind == "pdf" and "garantía de un año" in chunks[0].text
+    objects = server.client().list_objects_v2(Bucket=bucket)["Contents"]
+    assert [item["Key"] for item in objects] == [f"alpha/{document.file.name}"]
+    assert objects[0]["Size"] == len(pdf)
+    assert_invisible_to_b(world, document.pk, "garantía")
+
+    with tenant_context(world.tenant_a), django_capture_on_commit_callbacks(execute=True):
+        document_delete(document=document)
+    assert server.client().list_objects_v2(Bucket=bucket).get("Contents", []) == []

@@ -22,7 +22,7 @@ def test_readyz_reports_every_dependency_when_all_are_up(world, celery_worker):
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "migrations", "redis", "worker"}
+    assert set(body["checks"]) == {"database", "migrations", "redis", "media", "worker"}
     assert all(check["ok"] for check in body["checks"].values())
     assert "worker(s) answering" in body["checks"]["worker"]["detail"]
 

@@ -50,7 +50,7 @@ def test_readyz_reports_queue_depths_dead_letters_and_the_inbound_stream(world, 
     pending = metrics["inbound"]["groups"][group]
     assert pending["pending"] == 1
     assert pending["oldest_pending_age_s"] >= 0
-    assert set(body["checks"]) == {"database", "migrations", "redis"}
+    assert set(body["checks"]) == {"database", "migrations", "redis", "media"}
 
 
 def test_queue_depth_counts_messages_waiting_in_a_queue():

@@ -7,9 +7,9 @@ from apps.ops.health import metrics, readiness
 
 class Command(BaseCommand):
     help = (
-        "Check EVA's dependencies (database, migrations, Redis, a Celery worker) like /readyz "
-        "and print one line per check, then the operator figures (queue depths, dead letters, "
-        "the inbound stream). Exits 1 when any check fails."
+        "Check EVA's dependencies (database, migrations, Redis, media storage, a Celery worker) "
+        "like /readyz and print one line per check, then the operator figures (queue depths, "
+        "dead letters, the inbound stream). Exits 1 when any check fails."
     )
 
     def add_arguments(self, parser):
