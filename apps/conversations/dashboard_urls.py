@@ -9,6 +9,7 @@ urlpatterns = [
     path("badge/", views.needs_human_badge_view, name="badge"),
     path("<int:conversation_id>/", views.conversation_view, name="detail"),
     path("<int:conversation_id>/thread/", views.conversation_thread_view, name="thread"),
+    path("<int:conversation_id>/media/<int:message_id>/", views.message_media_view, name="media"),
     path("<int:conversation_id>/takeover/", views.conversation_takeover_view, name="takeover"),
     path("<int:conversation_id>/return/", views.conversation_return_view, name="return"),
     path("<int:conversation_id>/close/", views.conversation_close_view, name="close"),

@@ -3,17 +3,23 @@ polling), take over / return to bot / close, staff replies, lead editing."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.files import File
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import User
 from apps.conversations.forms import InboxFilterForm, LeadForm, StaffReplyForm
-from apps.conversations.models import Conversation
+from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import (
     conversation_get_for_user,
     conversation_list,
@@ -28,6 +34,7 @@ from apps.conversations.services import (
     conversation_return_to_bot,
     staff_message_send,
 )
+from eva.media import shared_storage, tenant_media_key
 
 
 def _user(request: HttpRequest) -> User:
@@ -85,6 +92,91 @@ def conversation_view(request: HttpRequest, conversation_id: int) -> HttpRespons
         "lead_form": LeadForm(instance=conversation.contact),
     }
     return render(request, "conversations/thread.html", context)
+
+
+# Shown in the page (a player, a picture); anything else is downloaded. Never inline: HTML, SVG,
+# PDF or any type a browser could run as the dashboard's own page.
+_INLINE_TYPES = frozenset(
+    {
+        "audio/ogg",
+        "audio/mpeg",
+        "audio/mp4",
+        "audio/aac",
+        "audio/amr",
+        "audio/wav",
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+    }
+)
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _window(stored: File, start: int, length: int) -> Iterator[bytes]:
+    with stored:
+        stored.seek(start)
+        while length > 0:
+            data = stored.read(min(length, 64 * 1024))
+            if not data:
+                return
+            length -= len(data)
+            yield data
+
+
+@login_required
+def message_media_view(
+    request: HttpRequest, conversation_id: int, message_id: int
+) -> HttpResponseBase:
+    """The file a message carries (a voice note, a picture, a document), read from the media
+    storage, for the thread's player, picture or download link. Answers byte ranges: a
+    browser's player reads an Ogg voice note's end to learn its length, and seeks."""
+    conversation = _conversation_or_404(request, conversation_id)
+    message = Message.objects.filter(conversation=conversation, pk=message_id).first()
+    media = (message.media if message is not None else None) or {}
+    try:
+        key = tenant_media_key(media.get("ref"))
+        stored = shared_storage().open(key, "rb")
+    except (ValueError, FileNotFoundError) as exc:
+        raise Http404(_("This file is not stored (any more).")) from exc
+    mime = str(media.get("mime") or "").split(";")[0].strip().lower()
+    inline = mime in _INLINE_TYPES
+    content_type = mime if inline else "application/octet-stream"
+    name = str(media.get("filename") or key.rsplit("/", 1)[-1])
+    size = stored.size
+    asked = _RANGE.match(request.headers.get("Range", ""))
+    response: HttpResponseBase
+    if asked and asked.group(1) + asked.group(2) and size:
+        first, last = asked.groups()
+        if first:
+            start, end = int(first), min(int(last) if last else size - 1, size - 1)
+        else:  # the last N bytes
+            start, end = max(size - int(last), 0), size - 1
+        if start > end or start >= size:
+            stored.close()
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        response = StreamingHttpResponse(
+            _window(stored, start, end - start + 1), status=206, content_type=content_type
+        )
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(end - start + 1)
+        response["Content-Disposition"] = content_disposition_header(not inline, name) or ""
+    else:
+        response = FileResponse(
+            stored,
+            content_type=content_type,
+            as_attachment=not inline,
+            filename=name,
+        )
+    response["Accept-Ranges"] = "bytes"
+    # A customer's file must never run as a page of the dashboard.
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 @login_required
