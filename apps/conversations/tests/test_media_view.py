@@ -22,7 +22,15 @@ pytestmark = pytest.mark.django_db
 OGG = b"OggS\x00\x02" + bytes(range(200))
 
 
-def customer_sends(tenant, *, kind: str, ref: str, mime: str, filename: str | None = None):
+def customer_sends(
+    tenant,
+    *,
+    kind: str,
+    ref: str,
+    mime: str,
+    filename: str | None = None,
+    wa_id: str | None = None,
+):
     media = {"ref": ref, "mime": mime, "size": 206, "sha256": "0" * 64}
     if filename:
         media["filename"] = filename
@@ -30,7 +38,7 @@ def customer_sends(tenant, *, kind: str, ref: str, mime: str, filename: str | No
         record = inbound_message_record(
             channel="whatsapp",
             channel_ref="main",
-            contact_wa_id=f"52155{uuid.uuid4().int % 10**8:08d}@c.us",
+            contact_wa_id=wa_id or f"52155{uuid.uuid4().int % 10**8:08d}@c.us",
             contact_phone=None,
             contact_name="Ana",
             external_id=f"wamid.{uuid.uuid4().hex}",
@@ -52,11 +60,16 @@ def url(message: Message) -> str:
     return f"/inbox/{message.conversation_id}/media/{message.pk}/"
 
 
-def test_a_voice_note_plays_in_the_thread(world, settings, tmp_path):
+@pytest.fixture
+def note(world, settings, tmp_path) -> Message:
+    """A voice note of tenant A whose file is in a local media folder."""
     settings.MEDIA_ROOT = tmp_path
     ref = f"alpha/whatsapp/s1/2026/11/{hashlib.sha256(OGG).hexdigest()}.ogg"
     put(tmp_path, ref, OGG)
-    note = customer_sends(world.tenant_a, kind="audio", ref=ref, mime="audio/ogg; codecs=opus")
+    return customer_sends(world.tenant_a, kind="audio", ref=ref, mime="audio/ogg; codecs=opus")
+
+
+def test_a_voice_note_plays_in_the_thread(world, note):
     staff = logged_in(world.staff_a)
 
     thread = staff.get(f"/inbox/{note.conversation_id}/").content.decode()
@@ -171,24 +184,11 @@ def test_the_thread_plays_the_voice_note_and_shows_the_picture_in_a_browser(
         put(tmp_path, refs[name], data)
 
     def store() -> int:
-        with tenant_context(world.tenant_a):
-            for kind, ref, mime in (
-                ("audio", refs["ogg"], "audio/ogg; codecs=opus"),
-                ("image", refs["png"], "image/png"),
-            ):
-                record = inbound_message_record(
-                    channel="whatsapp",
-                    channel_ref="main",
-                    contact_wa_id=wa_id,
-                    contact_phone=None,
-                    contact_name="Ana",
-                    external_id=f"wamid.{uuid.uuid4().hex}",
-                    kind=kind,
-                    text="",
-                    media={"ref": ref, "mime": mime, "size": 1, "sha256": "0" * 64},
-                    sent_at=timezone.now(),
-                )
-            return record.message.conversation_id
+        customer_sends(world.tenant_a, kind="audio", ref=refs["ogg"], mime="audio/ogg", wa_id=wa_id)
+        picture = customer_sends(
+            world.tenant_a, kind="image", ref=refs["png"], mime="image/png", wa_id=wa_id
+        )
+        return picture.conversation_id
 
     conversation_id = committed(store)
     try:
@@ -221,11 +221,7 @@ def test_the_thread_plays_the_voice_note_and_shows_the_picture_in_a_browser(
         committed(clean)
 
 
-def test_byte_ranges_for_the_player(world, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    ref = f"alpha/whatsapp/s1/2026/11/{hashlib.sha256(OGG).hexdigest()}.ogg"
-    put(tmp_path, ref, OGG)
-    note = customer_sends(world.tenant_a, kind="audio", ref=ref, mime="audio/ogg")
+def test_byte_ranges_for_the_player(world, note):
     staff = logged_in(world.staff_a)
 
     def get(range_: str):
