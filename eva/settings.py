@@ -444,6 +444,11 @@ EVA_INBOUND_MAX_DELIVERIES = env.integer("EVA_INBOUND_MAX_DELIVERIES", 5, minimu
 EVA_INBOUND_ACK_DELAY_MS = env.integer("EVA_INBOUND_ACK_DELAY_MS", 50, minimum=0)
 # Replies older than this are worthless: the gateway reports them "expired" instead of sending.
 EVA_OUTBOUND_REPLY_TTL_S = env.integer("EVA_OUTBOUND_REPLY_TTL_S", 600, minimum=0)
+# Largest file staff may send from the inbox or the API (WhatsApp's own limit for pictures and
+# audio is 16 MB).
+EVA_OUTBOUND_MEDIA_MAX_BYTES = env.integer(
+    "EVA_OUTBOUND_MEDIA_MAX_BYTES", 16 * 1024 * 1024, minimum=1024
+)
 
 # --- Dead letters and task retries (apps/ops, workers/base.py, workers/dlq.py) -----------------
 # Transient errors (database/Redis/network briefly unavailable) are retried this many times with

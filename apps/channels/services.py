@@ -220,7 +220,12 @@ def message_deliver(*, message_id: int) -> str | None:
                 "filename": message.media.get("filename"),
             },
             caption=message.text or None,
-            as_voice=message.kind == Message.Kind.AUDIO or None,
+            # A voice note must be Ogg/Opus; other audio goes as an audio file.
+            as_voice=(
+                message.kind == Message.Kind.AUDIO
+                and str(message.media["mime"]).startswith("audio/ogg")
+            )
+            or None,
             as_document=message.kind == Message.Kind.DOCUMENT or None,
             expires_at=expires_at,
             event_id=event_id,

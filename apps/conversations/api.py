@@ -148,7 +148,14 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class StaffMessageSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=4096)
+    text = serializers.CharField(max_length=4096, required=False, allow_blank=True, default="")
+    file = serializers.FileField(
+        required=False,
+        help_text=(
+            "A picture (JPEG, PNG, WebP), audio (OGG, MP3, M4A), a PDF, a Word or Excel file, "
+            "or a text or CSV file (multipart/form-data); `text` is then its caption."
+        ),
+    )
 
 
 class HandoffSerializer(serializers.Serializer):
@@ -271,7 +278,8 @@ class MessageListCreate(APIView):
 
     @extend_schema(request=StaffMessageSerializer, responses={201: MessageSerializer})
     def post(self, request: Request, conversation_id: int) -> Response:
-        """Send a message as staff (takes the conversation over)."""
+        """Send a message as staff (takes the conversation over): a text, or a file with an
+        optional caption (multipart/form-data)."""
         conversation = conversation_get_for_user(
             user=_user(request), conversation_id=conversation_id
         )
@@ -280,10 +288,13 @@ class MessageListCreate(APIView):
         serializer = StaffMessageSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
+            upload = serializer.validated_data.get("file")
             message = staff_message_send(
                 conversation_id=conversation.pk,
                 author=_user(request),
                 text=serializer.validated_data["text"],
+                attachment=upload,
+                attachment_name=upload.name if upload else "",
             )
         except ValidationError as exc:
             return _invalid(exc)

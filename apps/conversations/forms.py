@@ -21,8 +21,22 @@ class LeadForm(forms.ModelForm):
 
 class StaffReplyForm(forms.Form):
     text = forms.CharField(
-        label=_("Reply"), max_length=4096, widget=forms.Textarea(attrs={"rows": 2})
+        label=_("Reply"),
+        max_length=4096,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
+    attachment = forms.FileField(
+        label=_("Attach a file"),
+        required=False,
+        help_text=_("A picture, audio, a PDF, a Word or Excel file; the text is its caption."),
+    )
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        if not cleaned.get("text", "").strip() and not cleaned.get("attachment"):
+            raise forms.ValidationError(_("Write a message first."))
+        return cleaned
 
 
 class InboxFilterForm(forms.Form):

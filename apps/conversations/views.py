@@ -226,18 +226,24 @@ def conversation_close_view(request: HttpRequest, conversation_id: int) -> HttpR
 @require_POST
 def conversation_reply_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = _conversation_or_404(request, conversation_id)
-    form = StaffReplyForm(request.POST)
+    form = StaffReplyForm(request.POST, request.FILES)
     if form.is_valid():
+        attachment = form.cleaned_data["attachment"]
         try:
             staff_message_send(
                 conversation_id=conversation.pk,
                 author=_user(request),
                 text=form.cleaned_data["text"],
+                attachment=attachment,
+                attachment_name=attachment.name if attachment else "",
             )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
     else:
-        messages.error(request, _("Write a message first."))
+        refused = [
+            text for errors in form.errors.as_data().values() for e in errors for text in e.messages
+        ]
+        messages.error(request, " ".join(refused))
     return _after_action(request, conversation)
 
 

@@ -9,6 +9,7 @@ per-test transaction, so every write the other processes must see runs through `
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import time
@@ -152,6 +153,62 @@ def test_customer_text_in_staff_reply_out_delivered_ack_back(world, e2e):
 
     message = wait_for(delivered, what="the delivered ack")
     assert message.external_id == record["wa_id"] and message.command_event_id is not None
+
+
+def test_staff_send_a_picture_the_gateway_sends_its_bytes_and_the_ack_comes_back(
+    world, e2e, settings, tmp_path
+):
+    """A file from the inbox: stored in the media folder the gateway shares, published as
+    ``send_media`` with its key and sha256, read and checked by the gateway, sent."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.conversations.tests.test_media_view import png
+
+    settings.MEDIA_ROOT = tmp_path / "media"  # the e2e gateway's MEDIA_ROOT
+    streams = e2e["streams"]
+    e2e["consumer"]("e2e-media")
+    e2e["gateway"]()
+    sid = started_session(world, e2e, "E2E media")
+    customer = f"52166{uuid.uuid4().int % 10**8:08d}@c.us"
+    e2e["wa_ids"].append(customer)
+    drive(streams, session_id=sid, action="receive", **{"from": customer}, body="¿Una foto?")
+    asked = wait_for(
+        lambda: in_alpha(
+            world, lambda: Message.objects.filter(conversation__contact__wa_id=customer).first()
+        ),
+        what="the customer's message stored",
+    )
+    picture = png(6, 4)
+    reply = in_alpha(
+        world,
+        lambda: staff_message_send(
+            conversation_id=asked.conversation_id,
+            author=User.objects.get(email=world.staff_a.email),
+            text="Aquí está",
+            attachment=SimpleUploadedFile("sofá.png", picture),
+            attachment_name="sofá.png",
+        ),
+    )
+
+    def sent() -> dict | None:
+        for _id, fields in streams.xrange(FAKE_SENT):
+            record = json.loads(fields["event"])
+            if record.get("chat_id") == customer and record.get("media"):
+                return record
+        return None
+
+    record = wait_for(sent, what="the fake WhatsApp's sendMessage with the picture")
+    assert record["media"] == {
+        "mimetype": "image/png",
+        "size": len(picture),
+        "sha256": hashlib.sha256(picture).hexdigest(),
+        "filename": "sofá.png",
+    }
+    assert record["options"]["caption"] == "Aquí está"
+    wait_for(
+        lambda: in_alpha(world, lambda: Message.objects.get(pk=reply.pk)).status == "delivered",
+        what="the delivered ack",
+    )
 
 
 def test_a_consumer_killed_between_read_and_ack_is_replaced_and_the_message_stored_once(world, e2e):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -10,6 +12,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import User
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services._thread import _touch
+from apps.conversations.services.attachments import attachment_store
 from apps.conversations.services.delivery import _cancel_pending_bot_replies, _deliver_on_commit
 
 
@@ -91,14 +94,32 @@ def conversation_mark_read(*, conversation: Conversation) -> None:
 
 
 @transaction.atomic
-def staff_message_send(*, conversation_id: int, author: User, text: str) -> Message:
+def staff_message_send(
+    *,
+    conversation_id: int,
+    author: User,
+    text: str,
+    attachment: IO[bytes] | None = None,
+    attachment_name: str = "",
+) -> Message:
     """A staff member's reply: stored, queued and handed to the channel for delivery. Replying
-    takes the conversation over (mode ``human``) so the bot does not answer alongside staff."""
+    takes the conversation over (mode ``human``) so the bot does not answer alongside staff.
+
+    With an ``attachment`` (a picture, audio or a document; ``attachment_store`` checks it) the
+    text is its caption and may be empty."""
     text = text.strip()
-    if not text:
+    if attachment is None and not text:
         raise ValidationError(_("Write a message first."))
+    if attachment is not None and len(text) > 1024:
+        raise ValidationError(_("Captions of files are limited to 1,024 characters."))
     if len(text) > 4096:
         raise ValidationError(_("WhatsApp messages are limited to 4,096 characters."))
+    kind: str = Message.Kind.TEXT
+    media = None
+    if attachment is not None:
+        # Stored before the conversation is locked; a file whose message is then refused stays
+        # in the storage (content-addressed: sending it again reuses it).
+        kind, media = attachment_store(attachment, name=attachment_name)
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     if conversation.mode == Conversation.Mode.CLOSED:
         raise ValidationError(_("This conversation is closed."))
@@ -116,8 +137,9 @@ def staff_message_send(*, conversation_id: int, author: User, text: str) -> Mess
         conversation=conversation,
         direction=Message.Direction.OUT,
         sender=Message.Sender.STAFF,
-        kind=Message.Kind.TEXT,
+        kind=kind,
         text=text,
+        media=media,
         status=Message.Status.QUEUED,
         author=author,
         sent_at=timezone.now(),

@@ -1,0 +1,199 @@
+"""Staff send a file to a customer (dashboard and API): the type told from the bytes, stored
+once under the tenant's prefix, sent as the gateway's ``send_media`` command; bad files refused
+with a clear message and nothing stored; tenant B cannot send into tenant A's conversations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django_tenants.utils import tenant_context
+
+from apps.conversations.models import Message
+from apps.conversations.tests.test_inbox import customer_writes, logged_in
+from apps.conversations.tests.test_media_view import png
+
+pytestmark = pytest.mark.django_db
+
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def api_client(persona) -> Client:
+    key = (
+        logged_in(persona)
+        .post("/api/v1/tokens/", {"name": "crm"}, content_type="application/json")
+        .json()["key"]
+    )
+    return Client(HTTP_HOST=persona.host, HTTP_AUTHORIZATION=f"Bearer {key}")
+
+
+def test_staff_send_a_picture_with_a_caption_from_the_inbox(
+    world, media_root, django_capture_on_commit_callbacks
+):
+    conversation = customer_writes(world.tenant_a, "¿Me mandas una foto del sofá?")
+    picture = png(4, 3)
+    staff = logged_in(world.staff_a)
+
+    with django_capture_on_commit_callbacks() as delivered:
+        response = staff.post(
+            f"/inbox/{conversation.pk}/reply/",
+            {
+                "text": "Así es en gris perla.",
+                "attachment": SimpleUploadedFile("Sofá <Oslo>.png", picture, "image/png"),
+            },
+        )
+    assert response.status_code == 302
+    with tenant_context(world.tenant_a):
+        sent = Message.objects.get(conversation=conversation, sender="staff")
+    digest = hashlib.sha256(picture).hexdigest()
+    assert (sent.kind, sent.text, sent.status) == ("image", "Así es en gris perla.", "queued")
+    assert sent.media["ref"].startswith("alpha/outbound/") and sent.media["ref"].endswith(
+        f"/{digest}.png"
+    )
+    assert sent.media | {"ref": ""} == {
+        "ref": "",
+        "mime": "image/png",
+        "size": len(picture),
+        "sha256": digest,
+        "filename": "Sofá _Oslo.png",
+    }
+    assert (media_root / sent.media["ref"]).read_bytes() == picture
+    assert len(delivered) == 1  # the delivery task is queued once the reply is committed
+
+    # The same picture again is stored once.
+    staff.post(
+        f"/inbox/{conversation.pk}/reply/",
+        {"attachment": SimpleUploadedFile("again.png", picture, "image/png")},
+    )
+    assert stored_files(media_root) == [media_root / sent.media["ref"]]
+
+
+def test_the_gateway_command_carries_the_files_reference(world, media_root, settings):
+    """Delivery (apps.channels) turns the message into ``send_media``: the key and sha256 the
+    gateway checks before sending, a PDF as a document, an Ogg file as a voice note."""
+    import redis
+
+    from apps.channels import contract, services
+    from apps.channels.models import WhatsAppSession
+    from apps.conversations.services import staff_message_send
+
+    client = redis.Redis.from_url(str(settings.REDIS_URL), decode_responses=True)
+    with tenant_context(world.tenant_a):
+        session = services.whatsapp_session_create(label="Files")
+        conversation = customer_writes(world.tenant_a, "¿Tienen catálogo?", wa_id="521@c.us")
+        type(conversation).objects.filter(pk=conversation.pk).update(channel_ref=session.session_id)
+        user = world_user(world)
+        commands = []
+        for name, data in (("catálogo.pdf", PDF), ("nota.ogg", b"OggS\x00\x02" + bytes(300))):
+            message = staff_message_send(
+                conversation_id=conversation.pk,
+                author=user,
+                text="",
+                attachment=SimpleUploadedFile(name, data),
+                attachment_name=name,
+            )
+            event_id = services.message_deliver(message_id=message.pk)
+            stream = contract.outbound_stream(session.session_id)
+            entries = client.xrange(stream)
+            commands += [json.loads(fields["event"]) for _id, fields in entries]
+            assert commands[-1]["event_id"] == event_id
+        WhatsAppSession.objects.filter(pk=session.pk).delete()
+    client.delete(contract.outbound_stream(session.session_id))
+
+    pdf, note = commands[-2], commands[-1]
+    assert pdf["type"] == "send_media" and pdf["as_document"] is True
+    assert pdf["media"]["sha256"] == hashlib.sha256(PDF).hexdigest()
+    assert pdf["media"]["filename"] == "catálogo.pdf" and pdf["media"]["mime"] == "application/pdf"
+    assert (media_root / pdf["media"]["key"]).read_bytes() == PDF
+    assert note["as_voice"] is True and note["media"]["mime"] == "audio/ogg"
+
+
+def world_user(world):
+    from apps.accounts.models import User
+
+    return User.objects.get(email=world.staff_a.email)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("setup.exe", b"MZ\x90\x00" + bytes(100), "This type of file cannot be sent."),
+        ("page.html", b"<html><script>x</script></html>", "This type of file cannot be sent."),
+        ("fake.pdf", b"just text named as a PDF", "This type of file cannot be sent."),
+        ("empty.pdf", b"", "file is empty."),
+        ("big.pdf", PDF + bytes(1_200_000), "The file is 1.2 MB; the limit is 1.0 MB."),
+    ],
+)
+def test_bad_files_are_refused_and_nothing_is_stored(
+    world, media_root, settings, name, data, message
+):
+    settings.EVA_OUTBOUND_MEDIA_MAX_BYTES = 1_000_000
+    conversation = customer_writes(world.tenant_a, "Hola")
+    api = api_client(world.owner_a)
+
+    response = api.post(
+        f"/api/v1/conversations/{conversation.pk}/messages/",
+        {"text": "Mira", "file": SimpleUploadedFile(name, data)},
+    )
+
+    assert response.status_code == 400, response.content
+    assert message in json.dumps(response.json(), ensure_ascii=False)
+    assert stored_files(media_root) == []
+    with tenant_context(world.tenant_a):
+        assert not Message.objects.filter(conversation=conversation, sender="staff").exists()
+
+
+def test_the_api_sends_a_document_and_tenant_b_cannot(world, media_root):
+    conversation = customer_writes(world.tenant_a, "¿Precios?")
+    sent = api_client(world.owner_a).post(
+        f"/api/v1/conversations/{conversation.pk}/messages/",
+        {"file": SimpleUploadedFile("precios 2026.pdf", PDF)},
+    )
+    assert sent.status_code == 201, sent.content
+    body = sent.json()
+    assert body["kind"] == "document" and body["text"] == ""
+    assert body["media"]["filename"] == "precios 2026.pdf"
+
+    refused = api_client(world.owner_b).post(
+        f"/api/v1/conversations/{conversation.pk}/messages/",
+        {"file": SimpleUploadedFile("x.pdf", PDF + b"b")},
+    )
+    assert refused.status_code == 404
+    assert stored_files(media_root) == [media_root / body["media"]["ref"]]
+
+    nothing = api_client(world.owner_a).post(
+        f"/api/v1/conversations/{conversation.pk}/messages/", {"text": "  "}
+    )
+    assert nothing.status_code == 400 and "Write a message first." in nothing.content.decode()
+
+
+def test_the_inbox_says_why_a_file_was_refused_in_the_users_language(world, media_root):
+    conversation = customer_writes(world.tenant_a, "Hola")
+    staff = logged_in(world.staff_a)
+
+    page = staff.post(
+        f"/inbox/{conversation.pk}/reply/",
+        {"text": "Mira", "attachment": SimpleUploadedFile("virus.exe", b"MZ" + bytes(64))},
+        HTTP_ACCEPT_LANGUAGE="es",
+        follow=True,
+    ).content.decode()
+
+    assert "Este tipo de archivo no se puede enviar." in page
+    assert 'enctype="multipart/form-data"' in page
+    assert stored_files(media_root) == []
+    with tenant_context(world.tenant_a):
+        assert not Message.objects.filter(conversation=conversation, sender="staff").exists()
