@@ -59,9 +59,10 @@ _DOCUMENTS = {
 }
 
 
-def _sniff(head: bytes, name: str) -> _Type | None:
+def _sniff(data: bytes, name: str) -> _Type | None:
     """The file's type from its first bytes (the name only tells apart the formats that share
     a container: Word and Excel are both ZIP, CSV and text both plain text)."""
+    head = data[:64]
     extension = PurePath(name).suffix.lower().lstrip(".")
     if head.startswith(b"\xff\xd8\xff"):
         return _PICTURES["jpg"]
@@ -79,13 +80,8 @@ def _sniff(head: bytes, name: str) -> _Type | None:
         return _DOCUMENTS["pdf"]
     if head.startswith(b"PK\x03\x04") and extension in ("docx", "xlsx"):
         return _DOCUMENTS[extension]
-    if extension in ("csv", "txt") and b"\x00" not in head:
-        try:
-            head.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if exc.start < len(head) - 4:  # not merely a character cut at the end of the head
-                return None
-        return _DOCUMENTS[extension]
+    if extension in ("csv", "txt") and b"\x00" not in data:
+        return _DOCUMENTS[extension]  # text in any encoding (Excel's CSV files are often not UTF-8)
     return None
 
 
@@ -116,7 +112,7 @@ def attachment_store(upload: IO[bytes], *, name: str) -> tuple[str, dict[str, An
             _("The file is %(size)s MB; the limit is %(limit)s MB.")
             % {"size": _megabytes(size), "limit": _megabytes(limit)}
         )
-    kind = _sniff(data[:64], name)
+    kind = _sniff(data, name)
     if kind is None:
         raise ValidationError(
             _(

@@ -134,6 +134,7 @@ def world_user(world):
         ("setup.exe", b"MZ\x90\x00" + bytes(100), "This type of file cannot be sent."),
         ("page.html", b"<html><script>x</script></html>", "This type of file cannot be sent."),
         ("fake.pdf", b"just text named as a PDF", "This type of file cannot be sent."),
+        ("datos.csv", b"a,b\n" + bytes(range(40)), "This type of file cannot be sent."),
         ("empty.pdf", b"", "file is empty."),
         ("big.pdf", PDF + bytes(1_200_000), "The file is 1.2 MB; the limit is 1.0 MB."),
     ],
@@ -197,3 +198,16 @@ def test_the_inbox_says_why_a_file_was_refused_in_the_users_language(world, medi
     assert stored_files(media_root) == []
     with tenant_context(world.tenant_a):
         assert not Message.objects.filter(conversation=conversation, sender="staff").exists()
+
+
+def test_a_csv_from_excel_in_windows_1252_is_sent_as_a_document(world, media_root):
+    conversation = customer_writes(world.tenant_a, "¿Lista de precios?")
+    data = "Artículo;Precio\nSofá Oslo;1.200,00\n".encode("cp1252")
+    sent = api_client(world.owner_a).post(
+        f"/api/v1/conversations/{conversation.pk}/messages/",
+        {"text": "La lista", "file": SimpleUploadedFile("precios.csv", data)},
+    )
+    assert sent.status_code == 201, sent.content
+    media = sent.json()["media"]
+    assert (media["mime"], media["filename"]) == ("text/csv", "precios.csv")
+    assert (media_root / media["ref"]).read_bytes() == data
