@@ -14,6 +14,7 @@ from apps.conversations.models import Conversation, Message
 from apps.conversations.services._thread import _touch
 from apps.conversations.services.attachments import attachment_store
 from apps.conversations.services.delivery import _cancel_pending_bot_replies, _deliver_on_commit
+from apps.conversations.services.replies import _first_status
 
 
 def _system_note(conversation: Conversation, text: str) -> Message:
@@ -140,7 +141,7 @@ def staff_message_send(
         kind=kind,
         text=text,
         media=media,
-        status=Message.Status.QUEUED,
+        status=_first_status(conversation),
         author=author,
         sent_at=timezone.now(),
     )

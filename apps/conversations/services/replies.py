@@ -24,6 +24,15 @@ class BotReply:
     citations: list[dict[str, Any]]
 
 
+def _first_status(conversation: Conversation) -> str:
+    """What an outbound message starts as: queued for its channel, or, in the simulator (which
+    shows it in place, nothing to send), delivered at once, so that a later handoff does not
+    mark as cancelled a reply the user already read."""
+    if conversation.channel == Conversation.Channel.SIMULATOR:
+        return Message.Status.DELIVERED
+    return Message.Status.QUEUED
+
+
 @transaction.atomic
 def bot_reply_record(
     *,
@@ -52,7 +61,7 @@ def bot_reply_record(
         sender=Message.Sender.BOT,
         kind=Message.Kind.TEXT,
         text=reply.text,
-        status=Message.Status.QUEUED,
+        status=_first_status(conversation),
         provider=reply.provider[:40],
         model=reply.model[:100],
         latency_ms=max(0, reply.latency_ms),

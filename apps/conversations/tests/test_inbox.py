@@ -194,3 +194,39 @@ def test_api_contacts_conversations_messages_and_isolation(world):
     )
     with tenant_context(world.tenant_a):
         assert Message.objects.filter(conversation=conversation, sender="staff").count() == 1
+
+
+def test_a_handoff_in_the_simulator_leaves_the_replies_already_shown_alone(world):
+    """The simulator shows replies in place (there is nothing to send): they are delivered at
+    once, and staff taking the chat over does not turn them into cancelled ones."""
+    from apps.accounts.models import User
+    from apps.conversations.services import BotReply, bot_reply_record, staff_message_send
+
+    with tenant_context(world.tenant_a):
+        record = inbound_message_record(
+            channel="simulator",
+            channel_ref="",
+            contact_wa_id=f"sim:{uuid.uuid4().hex}",
+            contact_phone=None,
+            contact_name="Simulator",
+            external_id=f"sim.{uuid.uuid4().hex}",
+            kind="text",
+            text="¿Tienen sofás?",
+            media=None,
+            sent_at=timezone.now(),
+        )
+        bot = bot_reply_record(
+            conversation_id=record.conversation.pk,
+            answered_through_id=record.message.pk,
+            replied_to_ids=[record.message.pk],
+            reply=BotReply("Sí, el Oslo.", "local", "m", 5, 10, 3, None, []),
+        )
+        assert bot is not None and bot.status == "delivered"
+        staff = staff_message_send(
+            conversation_id=record.conversation.pk,
+            author=User.objects.get(email=world.staff_a.email),
+            text="Hola, soy Pedro.",
+        )
+        bot.refresh_from_db()
+        assert (bot.status, bot.error) == ("delivered", "")
+        assert staff.status == "delivered"
