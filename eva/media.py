@@ -26,6 +26,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage
 from django.core.signals import setting_changed
@@ -33,6 +34,16 @@ from django.dispatch import receiver
 from storages.backends.s3 import S3Storage
 
 from eva.db import current_schema
+
+
+class MediaStorageUnavailable(Exception):
+    """The media storage did not answer as it should (a bucket unreachable or refusing these
+    credentials, a folder not writable): nothing was stored; worth trying again later."""
+
+
+# What a storage raises when it fails to answer, as opposed to a file that is not there
+# (FileNotFoundError): the bucket's service unreachable, or refusing; the local disk refusing.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError, PermissionError)
 
 
 def _client_config(*, timeout: float, attempts: int) -> Config:

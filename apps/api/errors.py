@@ -10,6 +10,8 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from eva.media import MediaStorageUnavailable
+
 
 def _first_message(detail: Any) -> str:
     if isinstance(detail, list) and detail:
@@ -21,8 +23,15 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+class Unavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "unavailable"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, MediaStorageUnavailable):
+        exc = Unavailable(str(exc))
+    elif isinstance(exc, ValidationError):
         exc = exceptions.ValidationError(exc.messages)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -3,6 +3,7 @@ polling), take over / return to bot / close, staff replies, lead editing."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 
@@ -34,7 +35,9 @@ from apps.conversations.services import (
     conversation_return_to_bot,
     staff_message_send,
 )
-from eva.media import shared_storage, tenant_media_key
+from eva.media import STORAGE_ERRORS, MediaStorageUnavailable, shared_storage, tenant_media_key
+
+logger = logging.getLogger(__name__)
 
 
 def _user(request: HttpRequest) -> User:
@@ -141,6 +144,13 @@ def message_media_view(
         stored = shared_storage().open(key, "rb")
     except (ValueError, FileNotFoundError) as exc:
         raise Http404(_("This file is not stored (any more).")) from exc
+    except STORAGE_ERRORS:
+        logger.exception("media storage unavailable", extra={"message_id": message_id})
+        return HttpResponse(
+            _("The media storage is not answering. Try again soon."),
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
     mime = str(media.get("mime") or "").split(";")[0].strip().lower()
     inline = mime in _INLINE_TYPES
     content_type = mime if inline else "application/octet-stream"
@@ -239,6 +249,8 @@ def conversation_reply_view(request: HttpRequest, conversation_id: int) -> HttpR
             )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
+        except MediaStorageUnavailable as exc:
+            messages.error(request, str(exc))
     else:
         refused = [
             text for errors in form.errors.as_data().values() for e in errors for text in e.messages

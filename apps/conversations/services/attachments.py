@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from apps.conversations.models import Message
 from eva.db import current_schema
-from eva.media import shared_storage
+from eva.media import STORAGE_ERRORS, MediaStorageUnavailable, shared_storage
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,9 @@ def attachment_store(upload: IO[bytes], *, name: str) -> tuple[str, dict[str, An
     """Check and store a file staff send; return (message kind, media reference).
 
     Raises ValidationError (nothing stored) for an empty or too large file or a type WhatsApp
-    would not show. The key is content-addressed under the tenant's prefix
-    (``<schema>/outbound/<yyyy>/<mm>/<sha256>.<ext>``): the same file twice is stored once.
+    would not show, MediaStorageUnavailable when the storage does not answer. The key is
+    content-addressed under the tenant's prefix (``<schema>/outbound/<yyyy>/<mm>/<sha256>.<ext>``):
+    the same file twice is stored once.
     """
     limit = settings.EVA_OUTBOUND_MEDIA_MAX_BYTES
     data = upload.read(limit + 1)
@@ -124,8 +125,13 @@ def attachment_store(upload: IO[bytes], *, name: str) -> tuple[str, dict[str, An
     now = timezone.now()
     key = f"{current_schema()}/outbound/{now:%Y}/{now:%m}/{digest}.{kind.extension}"
     storage = shared_storage()
-    if not storage.exists(key):
-        key = storage.save(key, ContentFile(data))
+    try:
+        if not storage.exists(key):
+            key = storage.save(key, ContentFile(data))
+    except STORAGE_ERRORS as exc:
+        raise MediaStorageUnavailable(
+            _("The file could not be stored: the media storage is not answering. Try again soon.")
+        ) from exc
     return kind.kind, {
         "ref": key,
         "mime": kind.mime,

@@ -211,3 +211,47 @@ def test_a_csv_from_excel_in_windows_1252_is_sent_as_a_document(world, media_roo
     media = sent.json()["media"]
     assert (media["mime"], media["filename"]) == ("text/csv", "precios.csv")
     assert (media_root / media["ref"]).read_bytes() == data
+
+
+def test_a_bucket_that_does_not_answer_is_said_and_nothing_is_half_done(world, s3_media, settings):
+    """The bucket unreachable: the API answers 503 with the reason, the inbox says it, the
+    file view answers 503, and no message is stored for a file that is not there."""
+    import socket
+
+    server, bucket = s3_media
+    server.client().put_object(Bucket=bucket, Key="alpha/whatsapp/s/n.ogg", Body=b"OggS" + bytes(9))
+    note = customer_sends_note(world, "alpha/whatsapp/s/n.ogg")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]  # nothing listens there once the socket is closed
+    settings.EVA_S3_ENDPOINT_URL = f"http://127.0.0.1:{closed}"
+    conversation_id = note.conversation_id
+
+    api = api_client(world.owner_a)
+    refused = api.post(
+        f"/api/v1/conversations/{conversation_id}/messages/",
+        {"file": SimpleUploadedFile("precios.pdf", PDF)},
+    )
+    assert refused.status_code == 503, refused.content
+    assert refused.json()["error"]["code"] == "unavailable"
+    assert "media storage is not answering" in refused.json()["error"]["message"]
+
+    page = logged_in(world.staff_a).post(
+        f"/inbox/{conversation_id}/reply/",
+        {"attachment": SimpleUploadedFile("precios.pdf", PDF)},
+        follow=True,
+    )
+    assert "The file could not be stored: the media storage is not answering." in (
+        page.content.decode()
+    )
+    with tenant_context(world.tenant_a):
+        assert not Message.objects.filter(conversation_id=conversation_id, sender="staff").exists()
+
+    shown = logged_in(world.staff_a).get(f"/inbox/{conversation_id}/media/{note.pk}/")
+    assert shown.status_code == 503
+
+
+def customer_sends_note(world, ref: str) -> Message:
+    from apps.conversations.tests.test_media_view import customer_sends
+
+    return customer_sends(world.tenant_a, kind="audio", ref=ref, mime="audio/ogg")
