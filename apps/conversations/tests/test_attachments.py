@@ -255,3 +255,22 @@ def customer_sends_note(world, ref: str) -> Message:
     from apps.conversations.tests.test_media_view import customer_sends
 
     return customer_sends(world.tenant_a, kind="audio", ref=ref, mime="audio/ogg")
+
+
+def test_a_refusal_shows_in_the_thread_the_htmx_form_swaps_in(world, media_root):
+    """The inbox form posts with HTMX and swaps the thread in: the reason must be in that
+    answer, not only on the next full page."""
+    conversation = customer_writes(world.tenant_a, "Hola")
+    staff = logged_in(world.staff_a)
+    swapped = staff.post(
+        f"/inbox/{conversation.pk}/reply/",
+        {"attachment": SimpleUploadedFile("virus.exe", b"MZ" + bytes(64))},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert "<html" not in swapped
+    assert swapped.count("This type of file cannot be sent.") == 1
+    # Shown once: the next page does not repeat it.
+    assert (
+        "This type of file cannot be sent."
+        not in staff.get(f"/inbox/{conversation.pk}/").content.decode()
+    )
