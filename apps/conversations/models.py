@@ -6,6 +6,8 @@ key: agents import conversations (ARCHITECTURE.md), so conversations must not de
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
@@ -53,6 +55,17 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.phone or self.wa_id
+
+
+# EVA's own handoff reasons, stored in English (apps.agents.engine, the handoff services).
+_HANDOFF_REASONS = {
+    "staff replied": _("staff replied"),
+    "business replied from its phone": _("business replied from its phone"),
+    "customer asked for a person": _("customer asked for a person"),
+    "outside business hours": _("outside business hours"),
+    "the agent asked for a person": _("the agent asked for a person"),
+}
+_LOW_RELEVANCE = re.compile(r"^no relevant knowledge for (\d+) turns$")
 
 
 class Conversation(models.Model):
@@ -109,6 +122,17 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact} · {self.channel}"
+
+    @property
+    def handoff_reason_display(self) -> str:
+        """The handoff reason in the reader's language when EVA wrote it (the stored value
+        stays as written: English for EVA's own reasons, a person's or the model's words)."""
+        reason = self.handoff_reason
+        turns = _LOW_RELEVANCE.match(reason)
+        if turns:
+            return str(_("no relevant knowledge for %(turns)s turns") % {"turns": turns[1]})
+        known = _HANDOFF_REASONS.get(reason)
+        return str(known) if known is not None else reason
 
 
 class Message(models.Model):

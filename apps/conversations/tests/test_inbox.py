@@ -230,3 +230,28 @@ def test_a_handoff_in_the_simulator_leaves_the_replies_already_shown_alone(world
         bot.refresh_from_db()
         assert (bot.status, bot.error) == ("delivered", "")
         assert staff.status == "delivered"
+
+
+def test_evas_own_handoff_reasons_are_shown_in_the_readers_language(world):
+    from django.utils import translation
+
+    conversation = customer_writes(world.tenant_a, "Quiero hablar con alguien")
+    with tenant_context(world.tenant_a):
+        Conversation.objects.filter(pk=conversation.pk).update(
+            mode="human", handoff_reason="customer asked for a person"
+        )
+    page = (
+        logged_in(world.staff_a)
+        .get(f"/inbox/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="es")
+        .content.decode()
+    )
+    assert "el cliente pidió hablar con una persona" in page
+
+    with translation.override("es"):
+        conversation.handoff_reason = "no relevant knowledge for 3 turns"
+        assert conversation.handoff_reason_display == "sin conocimiento relevante durante 3 turnos"
+        conversation.handoff_reason = "VIP: llamar antes de las 18:00"  # a person's own words
+        assert conversation.handoff_reason_display == "VIP: llamar antes de las 18:00"
+    with translation.override("en"):
+        conversation.handoff_reason = "staff replied"
+        assert conversation.handoff_reason_display == "staff replied"
