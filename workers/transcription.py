@@ -66,7 +66,9 @@ def voice_note_transcribe(*, message_id: int) -> dict[str, Any]:
     language = _customer_language(message)
     config = WhisperConfig.from_settings()
     try:
-        with voice_note_file(message.media, max_bytes=config.max_bytes) as audio:
+        with voice_note_file(
+            message.media, max_bytes=config.max_bytes, why_missing=message.error
+        ) as audio:
             transcript = transcribe_file(audio, language_hint=language, config=config)
     except AudioRejected as rejected:
         replied = _fail(message, rejected, language=language)
@@ -95,17 +97,24 @@ def voice_note_transcribe(*, message_id: int) -> dict[str, Any]:
 
 
 @contextmanager
-def voice_note_file(media: dict[str, Any] | None, *, max_bytes: int) -> Iterator[Path]:
+def voice_note_file(
+    media: dict[str, Any] | None, *, max_bytes: int, why_missing: str = ""
+) -> Iterator[Path]:
     """The audio of a message's media reference as a local file (a temporary copy when the
     media lives in a bucket, eva/media.py).
 
     References are relative to the media storage's root and start with the tenant's schema
     (``<schema>/whatsapp/<session>/<yyyy>/<mm>/<sha256>.ogg``, docs/streams.md); one that
     leaves that folder would let a message of one tenant read another tenant's audio. A file
-    over ``max_bytes`` is refused before it is copied.
+    over ``max_bytes`` is refused before it is copied; a note the gateway could not store
+    (``why_missing``: the message's error, e.g. "media_expired: ...") is refused saying so.
     """
     ref = (media or {}).get("ref") or (media or {}).get("key")
     if not ref:
+        if why_missing:
+            raise AudioRejected(
+                "audio_missing", f"WhatsApp did not deliver the audio ({why_missing})"
+            )
         raise AudioRejected("audio_missing", "the message has no audio attached")
     try:
         key = tenant_media_key(ref)

@@ -88,9 +88,16 @@ def _nothing() -> None:
 
 
 def _kind(event: dict[str, Any]) -> str:
+    """The message's kind; a voice note, picture or document whose file could not be stored
+    (expired, too large: ``media_error``) keeps its kind, so that staff see what was sent and
+    a voice note is answered (the customer is asked to write) instead of dropped."""
     kind = _KINDS.get(event["msg_type"], Message.Kind.TEXT)
-    # Media that could not be stored (expired, too large): keep the caption as a text message.
-    return kind if event["media"] is not None else Message.Kind.TEXT
+    return kind if event["media"] is not None or event["has_media"] else Message.Kind.TEXT
+
+
+def _media_error(event: dict[str, Any]) -> str:
+    error = event.get("media_error") if event["media"] is None else None
+    return f"{error['code']}: {error['message']}" if error else ""
 
 
 @dataclass
@@ -317,6 +324,7 @@ class InboundEventHandler:
                 text=event["body"],
                 media=_media(event["media"]),
                 sent_at=contract.parse_ts(event["wa_timestamp"]),
+                media_error=_media_error(event),
             )
             for event in events
             if not event["is_group"]

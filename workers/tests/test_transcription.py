@@ -340,3 +340,44 @@ def test_running_twice_transcribes_once(world, voice, clips) -> None:
 
     assert message(world.tenant_a, note.message_id).transcript == first
     exactly_one_reply(world.tenant_a, note)
+
+
+def test_a_voice_note_whatsapp_did_not_deliver_fails_saying_why(world, voice) -> None:
+    """The gateway could not store the audio (expired on WhatsApp's side): the consumer keeps
+    it as a voice note with the reason; the transcription fails it saying so and the customer
+    is asked, once, to write instead."""
+    from apps.conversations.models import Contact
+    from apps.conversations.services import inbound_message_record
+    from workers.transcription import voice_note_transcribe
+
+    agent_for, _send = voice
+    agent_for(world.tenant_a, "es")
+    wa_id = f"sim:{uuid.uuid4().hex}"
+    with tenant_context(world.tenant_a):
+        record = inbound_message_record(
+            channel="simulator",
+            channel_ref="",
+            contact_wa_id=wa_id,
+            contact_phone=None,
+            contact_name="Voice Customer",
+            external_id=f"wamid.voice.{uuid.uuid4().hex}",
+            kind="audio",
+            text="",
+            media=None,
+            sent_at=timezone.now(),
+            media_error="media_expired: WhatsApp no longer has the file",
+        )
+        try:
+            result = voice_note_transcribe(message_id=record.message_id)
+            stored = type(record.message).objects.get(pk=record.message_id)
+            replies = bot_replies(world.tenant_a, record.conversation.pk)
+        finally:
+            Contact.objects.filter(wa_id=wa_id).delete()
+
+    assert result["status"] == "failed" and result["code"] == "audio_missing"
+    assert stored.status == "failed"
+    assert stored.error == (
+        "audio_missing: WhatsApp did not deliver the audio "
+        "(media_expired: WhatsApp no longer has the file)"
+    )
+    assert [reply.text for reply in replies] == [voice_note_fallback_text("es")]

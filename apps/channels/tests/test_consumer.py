@@ -131,6 +131,46 @@ def test_a_voice_note_goes_to_transcription_with_its_media_reference(
     assert hooks.voice == [message.pk] and hooks.replies == []
 
 
+def test_media_that_could_not_be_stored_keeps_its_kind_and_says_why(
+    world, streams, session_a, django_capture_on_commit_callbacks
+):
+    """An expired voice note still goes to transcription (which asks the customer to write);
+    a picture too large to store keeps its caption for the engine; both say why in the inbox."""
+    expired = inbound_event("message", session_id=session_a.session_id, tenant_schema="alpha")
+    expired |= {
+        "wa_id": f"false_x@c.us_{uuid.uuid4().hex}",
+        "media": None,
+        "media_error": {"code": "media_expired", "message": "WhatsApp no longer has the file"},
+    }
+    picture = expired | {
+        "event_id": str(uuid.uuid4()),
+        "wa_id": f"false_x@c.us_{uuid.uuid4().hex}",
+        "msg_type": "image",
+        "body": "¿Tienen este modelo en azul?",
+        "media_error": {"code": "media_too_large", "message": "70.1 MB, over 64 MB"},
+    }
+    for event in (expired, picture):
+        xadd_event(streams, event)
+    hooks = Hooks()
+    with django_capture_on_commit_callbacks(execute=True):
+        make_consumer(streams, hooks.handler()).run(until_idle=True)
+
+    with tenant_context(world.tenant_a):
+        note = Message.objects.get(external_id=expired["wa_id"])
+        image = Message.objects.get(external_id=picture["wa_id"])
+    assert (note.kind, note.media, note.error) == (
+        "audio",
+        None,
+        "media_expired: WhatsApp no longer has the file",
+    )
+    assert (image.kind, image.text, image.error) == (
+        "image",
+        "¿Tienen este modelo en azul?",
+        "media_too_large: 70.1 MB, over 64 MB",
+    )
+    assert hooks.voice == [note.pk] and hooks.replies == [image.pk]
+
+
 def test_acks_move_the_outbound_message_forward_only(world, streams, session_a, staff=None):
     with tenant_context(world.tenant_a):
         from apps.accounts.models import User

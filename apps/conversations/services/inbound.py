@@ -44,6 +44,9 @@ class InboundMessage:
     media: dict[str, Any] | None
     sent_at: datetime
     agent_id: int | None = None
+    # Why the message has no stored media although it had some ("media_expired: ..."): kept
+    # as the message's error, for staff to see and for the transcription to say.
+    media_error: str = ""
 
 
 class InboundRecord:
@@ -157,6 +160,7 @@ def inbound_message_record(
     media: dict[str, Any] | None,
     sent_at: datetime,
     agent_id: int | None = None,
+    media_error: str = "",
 ) -> InboundRecord:
     """Store one customer message: ``inbound_messages_record`` with a single item.
     ``agent_id`` (the simulator) binds a new conversation to an agent; otherwise the engine
@@ -173,6 +177,7 @@ def inbound_message_record(
         media=media,
         sent_at=sent_at,
         agent_id=agent_id,
+        media_error=media_error,
     )
     record = inbound_messages_record(items=[item])[0]
     record.conversation  # noqa: B018 - loaded now, while the tenant's schema is current
@@ -255,7 +260,22 @@ class InboundStoring:
                 connection.queries_log.append(
                     {"sql": _STORE_NOW, "time": f"{time.monotonic() - self._sent_at:.3f}"}
                 )
-        return _records(self.items, self._rows, self.now)
+        records = _records(self.items, self._rows, self.now)
+        _note_media_errors(records)
+        return records
+
+
+def _note_media_errors(records: list[InboundRecord]) -> None:
+    """Store why new messages lack their media (rare: expired or too large files). Not in the
+    storing function: the hot path stays one statement; a consumer that dies between the two
+    loses only this note."""
+    noted: dict[str, list[int]] = {}
+    for record in records:
+        item = record.item
+        if record.created and item is not None and item.media_error:
+            noted.setdefault(item.media_error[:1000], []).append(record.message_id)
+    for error, ids in noted.items():
+        Message.objects.filter(pk__in=ids).update(error=error)
 
 
 def inbound_messages_send(
@@ -457,7 +477,7 @@ def _stored_message(pk: int, conversation_id: int, item: InboundMessage, now: da
         "external_id": item.external_id,
         "command_event_id": None,
         "status": Message.Status.RECEIVED.value,
-        "error": "",
+        "error": item.media_error[:1000],
         "author_id": None,
         "provider": "",
         "model": "",

@@ -241,3 +241,26 @@ def test_byte_ranges_for_the_player(world, note):
     assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{len(OGG)}"
     whole, body = get("")
     assert whole.status_code == 200 and body == OGG and whole["Accept-Ranges"] == "bytes"
+
+
+def test_a_file_that_did_not_arrive_is_said_in_the_thread(world):
+    with tenant_context(world.tenant_a):
+        record = inbound_message_record(
+            channel="whatsapp",
+            channel_ref="main",
+            contact_wa_id=f"52155{uuid.uuid4().int % 10**8:08d}@c.us",
+            contact_phone=None,
+            contact_name="Ana",
+            external_id=f"wamid.{uuid.uuid4().hex}",
+            kind="image",
+            text="¿Lo tienen en azul?",
+            media=None,
+            sent_at=timezone.now(),
+            media_error="media_too_large: 70.1 MB, over 64 MB",
+        )
+    page = (
+        logged_in(world.staff_a).get(f"/inbox/{record.message.conversation_id}/").content.decode()
+    )
+    assert '[Image] <span class="muted">the file did not arrive</span>' in page
+    assert "media_too_large: 70.1 MB, over 64 MB" in page
+    assert "¿Lo tienen en azul?" in page
