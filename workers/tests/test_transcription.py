@@ -72,10 +72,17 @@ def voice(world, celery_worker) -> Iterator:
         agents.append((tenant, agent.pk))
 
     def send(
-        tenant: object, audio: Path | None, *, ref: str | None = None, send_task: bool = True
+        tenant: object,
+        audio: Path | None,
+        *,
+        ref: str | None = None,
+        send_task: bool = True,
+        media_error: str = "",
     ) -> Note:
+        """A voice note of ``audio`` (or of a file at ``ref``; or, with ``media_error``, one
+        whose audio the gateway could not store)."""
         schema = tenant.schema_name  # type: ignore[attr-defined]
-        if ref is None:
+        if ref is None and not media_error:
             assert audio is not None
             ref = f"{schema}/{folder}/{uuid.uuid4().hex}{audio.suffix}"
             target = Path(settings.MEDIA_ROOT) / ref
@@ -93,8 +100,11 @@ def voice(world, celery_worker) -> Iterator:
                 external_id=external_id,
                 kind="audio",
                 text="",
-                media={"ref": ref, "mime": "audio/ogg; codecs=opus", "size": 0, "sha256": ""},
+                media=None
+                if media_error
+                else {"ref": ref, "mime": "audio/ogg; codecs=opus", "size": 0, "sha256": ""},
                 sent_at=timezone.now(),
+                media_error=media_error,
             )
             task = app.send_task(TASK, args=[record.message.pk]) if send_task else None
         made.append((tenant, wa_id))
@@ -346,38 +356,26 @@ def test_a_voice_note_whatsapp_did_not_deliver_fails_saying_why(world, voice) ->
     """The gateway could not store the audio (expired on WhatsApp's side): the consumer keeps
     it as a voice note with the reason; the transcription fails it saying so and the customer
     is asked, once, to write instead."""
-    from apps.conversations.models import Contact
-    from apps.conversations.services import inbound_message_record
-    from workers.transcription import voice_note_transcribe
-
-    agent_for, _send = voice
+    agent_for, send = voice
     agent_for(world.tenant_a, "es")
-    wa_id = f"sim:{uuid.uuid4().hex}"
+    note = send(
+        world.tenant_a,
+        None,
+        send_task=False,
+        media_error="media_expired: WhatsApp no longer has the file",
+    )
+
     with tenant_context(world.tenant_a):
-        record = inbound_message_record(
-            channel="simulator",
-            channel_ref="",
-            contact_wa_id=wa_id,
-            contact_phone=None,
-            contact_name="Voice Customer",
-            external_id=f"wamid.voice.{uuid.uuid4().hex}",
-            kind="audio",
-            text="",
-            media=None,
-            sent_at=timezone.now(),
-            media_error="media_expired: WhatsApp no longer has the file",
-        )
-        try:
-            result = voice_note_transcribe(message_id=record.message_id)
-            stored = type(record.message).objects.get(pk=record.message_id)
-            replies = bot_replies(world.tenant_a, record.conversation.pk)
-        finally:
-            Contact.objects.filter(wa_id=wa_id).delete()
+        from workers.transcription import voice_note_transcribe
+
+        result = voice_note_transcribe(message_id=note.message_id)
 
     assert result["status"] == "failed" and result["code"] == "audio_missing"
+    stored = message(world.tenant_a, note.message_id)
     assert stored.status == "failed"
     assert stored.error == (
         "audio_missing: WhatsApp did not deliver the audio "
         "(media_expired: WhatsApp no longer has the file)"
     )
+    replies = bot_replies(world.tenant_a, note.conversation_id)
     assert [reply.text for reply in replies] == [voice_note_fallback_text("es")]
