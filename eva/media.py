@@ -31,6 +31,9 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.http import HttpResponse
+from django.http.response import HttpResponseBase
+from django.utils.translation import gettext as _
 from storages.backends.s3 import S3Storage
 
 from eva.db import current_schema
@@ -151,3 +154,20 @@ def local_file(storage: Storage, name: str) -> Iterator[Path]:
         with storage.open(name, "rb") as stored, copy.open("wb") as local:
             shutil.copyfileobj(stored, local, 1024 * 1024)
         yield copy
+
+
+def served(response: HttpResponseBase) -> HttpResponseBase:
+    """``response`` (a stored file sent to a browser) with a sandbox: whatever a customer or a
+    tenant uploaded never runs as a page of the dashboard."""
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return response
+
+
+def unavailable_response() -> HttpResponse:
+    """What a view serving a stored file answers when the storage does not (logged by the
+    caller)."""
+    return HttpResponse(
+        _("The media storage is not answering. Try again soon."),
+        status=503,
+        content_type="text/plain; charset=utf-8",
+    )

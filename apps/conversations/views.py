@@ -35,7 +35,14 @@ from apps.conversations.services import (
     conversation_return_to_bot,
     staff_message_send,
 )
-from eva.media import STORAGE_ERRORS, MediaStorageUnavailable, shared_storage, tenant_media_key
+from eva.media import (
+    STORAGE_ERRORS,
+    MediaStorageUnavailable,
+    served,
+    shared_storage,
+    tenant_media_key,
+    unavailable_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -146,11 +153,7 @@ def message_media_view(
         raise Http404(_("This file is not stored (any more).")) from exc
     except STORAGE_ERRORS:
         logger.exception("media storage unavailable", extra={"message_id": message_id})
-        return HttpResponse(
-            _("The media storage is not answering. Try again soon."),
-            status=503,
-            content_type="text/plain; charset=utf-8",
-        )
+        return unavailable_response()
     mime = str(media.get("mime") or "").split(";")[0].strip().lower()
     inline = mime in _INLINE_TYPES
     content_type = mime if inline else "application/octet-stream"
@@ -183,10 +186,8 @@ def message_media_view(
             filename=name,
         )
     response["Accept-Ranges"] = "bytes"
-    # A customer's file must never run as a page of the dashboard.
-    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return served(response)
 
 
 @login_required

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -22,8 +25,10 @@ from apps.knowledge.selectors import (
     storage_used_bytes,
 )
 from apps.knowledge.services import document_delete, document_retry, document_upload
+from eva.media import STORAGE_ERRORS, served, unavailable_response
 
 CHUNK_PREVIEW = 50
+logger = logging.getLogger(__name__)
 
 
 def _user(request: HttpRequest) -> User:
@@ -100,6 +105,26 @@ def document_detail_view(request: HttpRequest, document_id: int) -> HttpResponse
     chunks = document_chunks(document=document)
     context = {"document": document, "chunks": chunks[:CHUNK_PREVIEW], "preview": CHUNK_PREVIEW}
     return render(request, "knowledge/detail.html", context)
+
+
+@login_required
+def document_file_view(request: HttpRequest, document_id: int) -> HttpResponseBase:
+    """The uploaded file as it was stored, as a download (never shown as a page)."""
+    document = _document(request, document_id)
+    try:
+        stored = document.file.open("rb")
+    except (ValueError, FileNotFoundError) as exc:  # ValueError: no file attached
+        raise Http404(_("This file is not stored (any more).")) from exc
+    except STORAGE_ERRORS:
+        logger.exception("media storage unavailable", extra={"document_id": document_id})
+        return unavailable_response()
+    response = FileResponse(
+        stored,
+        as_attachment=True,
+        filename=document.original_name or document.file.name.rsplit("/", 1)[-1],
+        content_type="application/octet-stream",
+    )
+    return served(response)
 
 
 @login_required

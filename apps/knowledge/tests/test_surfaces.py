@@ -159,3 +159,30 @@ def test_the_same_content_in_two_tenants_is_two_documents(world, media):
     assert a.status_code == b.status_code == 201
     with tenant_context(world.tenant_b):
         assert Document.objects.count() == 1
+
+
+def test_the_original_file_is_downloaded_never_shown_and_stays_in_its_tenant(world, media):
+    owner = logged_in(world.owner_a)
+    created = upload(owner, "precios <2026>.csv", files.CSV).json()
+    detail = owner.get(f"/knowledge/{created['id']}/").content.decode()
+    assert f'href="/knowledge/{created["id"]}/file/" download' in detail
+
+    response = logged_in(world.staff_a).get(f"/knowledge/{created['id']}/file/")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == files.CSV
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert response["Content-Security-Policy"].startswith("sandbox")
+    assert logged_in(world.owner_b).get(f"/knowledge/{created['id']}/file/").status_code == 404
+
+    with tenant_context(world.tenant_a):
+        stored = Document.objects.get(pk=created["id"])
+        stored.file.storage.delete(stored.file.name)
+    assert owner.get(f"/knowledge/{created['id']}/file/").status_code == 404
+
+
+def test_the_original_file_comes_from_the_bucket(world, s3_media):
+    owner = logged_in(world.owner_a)
+    created = upload(owner, "precios.csv", files.CSV).json()
+    response = owner.get(f"/knowledge/{created['id']}/file/")
+    assert response.status_code == 200 and b"".join(response.streaming_content) == files.CSV
