@@ -26,13 +26,17 @@ def customer_sends(
     tenant,
     *,
     kind: str,
-    ref: str,
-    mime: str,
+    ref: str | None,
+    mime: str = "",
     filename: str | None = None,
     wa_id: str | None = None,
+    text: str = "",
+    media_error: str = "",
 ):
-    media = {"ref": ref, "mime": mime, "size": 206, "sha256": "0" * 64}
-    if filename:
+    """A customer's message carrying the file at ``ref`` (``ref=None``: one whose file did not
+    arrive, ``media_error`` saying why)."""
+    media = None if ref is None else {"ref": ref, "mime": mime, "size": 206, "sha256": "0" * 64}
+    if media is not None and filename:
         media["filename"] = filename
     with tenant_context(tenant):
         record = inbound_message_record(
@@ -43,9 +47,10 @@ def customer_sends(
             contact_name="Ana",
             external_id=f"wamid.{uuid.uuid4().hex}",
             kind=kind,
-            text="",
+            text=text,
             media=media,
             sent_at=timezone.now(),
+            media_error=media_error,
         )
         return record.message
 
@@ -244,23 +249,14 @@ def test_byte_ranges_for_the_player(world, note):
 
 
 def test_a_file_that_did_not_arrive_is_said_in_the_thread(world):
-    with tenant_context(world.tenant_a):
-        record = inbound_message_record(
-            channel="whatsapp",
-            channel_ref="main",
-            contact_wa_id=f"52155{uuid.uuid4().int % 10**8:08d}@c.us",
-            contact_phone=None,
-            contact_name="Ana",
-            external_id=f"wamid.{uuid.uuid4().hex}",
-            kind="image",
-            text="¿Lo tienen en azul?",
-            media=None,
-            sent_at=timezone.now(),
-            media_error="media_too_large: 70.1 MB, over 64 MB",
-        )
-    page = (
-        logged_in(world.staff_a).get(f"/inbox/{record.message.conversation_id}/").content.decode()
+    picture = customer_sends(
+        world.tenant_a,
+        kind="image",
+        ref=None,
+        text="¿Lo tienen en azul?",
+        media_error="media_too_large: 70.1 MB, over 64 MB",
     )
+    page = logged_in(world.staff_a).get(f"/inbox/{picture.conversation_id}/").content.decode()
     assert '[Image] <span class="muted">the file did not arrive</span>' in page
     assert "media_too_large: 70.1 MB, over 64 MB" in page
     assert "¿Lo tienen en azul?" in page
