@@ -71,6 +71,22 @@ def session_a(world):
         return services.whatsapp_session_create(label="Ventas")
 
 
+def voice_note_event(session, **changes) -> dict:
+    """The contract's example voice note for ``session``, with a WhatsApp id of its own."""
+    event = inbound_event("message", session_id=session.session_id, tenant_schema="alpha")
+    return event | {"wa_id": f"false_x@c.us_{uuid.uuid4().hex}"} | changes
+
+
+def consumed(streams, capture_on_commit, *events: dict) -> Hooks:
+    """``events`` written to the stream and consumed until idle, their hooks run."""
+    for event in events:
+        xadd_event(streams, event)
+    hooks = Hooks()
+    with capture_on_commit(execute=True):
+        make_consumer(streams, hooks.handler()).run(until_idle=True)
+    return hooks
+
+
 def pending(client) -> int:
     return int(client.xpending(contract.inbound_stream(), contract.INBOUND_GROUP)["pending"])
 
@@ -117,12 +133,8 @@ def test_a_text_is_stored_once_in_its_tenant_and_handed_to_the_engine_once(
 def test_a_voice_note_goes_to_transcription_with_its_media_reference(
     world, streams, session_a, django_capture_on_commit_callbacks
 ):
-    event = inbound_event("message", session_id=session_a.session_id, tenant_schema="alpha")
-    event["wa_id"] = f"false_x@c.us_{uuid.uuid4().hex}"
-    xadd_event(streams, event)
-    hooks = Hooks()
-    with django_capture_on_commit_callbacks(execute=True):
-        make_consumer(streams, hooks.handler()).run(until_idle=True)
+    event = voice_note_event(session_a)
+    hooks = consumed(streams, django_capture_on_commit_callbacks, event)
     with tenant_context(world.tenant_a):
         message = Message.objects.get(external_id=event["wa_id"])
     assert message.kind == "audio"
@@ -136,24 +148,20 @@ def test_media_that_could_not_be_stored_keeps_its_kind_and_says_why(
 ):
     """An expired voice note still goes to transcription (which asks the customer to write);
     a picture too large to store keeps its caption for the engine; both say why in the inbox."""
-    expired = inbound_event("message", session_id=session_a.session_id, tenant_schema="alpha")
-    expired |= {
-        "wa_id": f"false_x@c.us_{uuid.uuid4().hex}",
-        "media": None,
-        "media_error": {"code": "media_expired", "message": "WhatsApp no longer has the file"},
-    }
-    picture = expired | {
-        "event_id": str(uuid.uuid4()),
-        "wa_id": f"false_x@c.us_{uuid.uuid4().hex}",
-        "msg_type": "image",
-        "body": "¿Tienen este modelo en azul?",
-        "media_error": {"code": "media_too_large", "message": "70.1 MB, over 64 MB"},
-    }
-    for event in (expired, picture):
-        xadd_event(streams, event)
-    hooks = Hooks()
-    with django_capture_on_commit_callbacks(execute=True):
-        make_consumer(streams, hooks.handler()).run(until_idle=True)
+    expired = voice_note_event(
+        session_a,
+        media=None,
+        media_error={"code": "media_expired", "message": "WhatsApp no longer has the file"},
+    )
+    picture = voice_note_event(
+        session_a,
+        event_id=str(uuid.uuid4()),
+        msg_type="image",
+        body="¿Tienen este modelo en azul?",
+        media=None,
+        media_error={"code": "media_too_large", "message": "70.1 MB, over 64 MB"},
+    )
+    hooks = consumed(streams, django_capture_on_commit_callbacks, expired, picture)
 
     with tenant_context(world.tenant_a):
         note = Message.objects.get(external_id=expired["wa_id"])
