@@ -94,10 +94,11 @@ class TenantS3Storage(S3Storage):
         self._base_location = (value or "").strip("/")
 
 
-def bucket_check(*, timeout: float) -> None:
-    """Raise unless the bucket exists and the credentials may use it (within ``timeout``
-    seconds, one attempt: readiness probes must answer fast)."""
-    client = boto3.session.Session().client(
+@functools.cache
+def _check_client(timeout: float) -> Any:
+    # Building a boto3 client costs tens of milliseconds of CPU: one per process, not one per
+    # readiness probe.
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=settings.EVA_S3_ENDPOINT_URL,
         region_name=settings.EVA_S3_REGION,
@@ -105,7 +106,12 @@ def bucket_check(*, timeout: float) -> None:
         aws_secret_access_key=settings.EVA_S3_SECRET_ACCESS_KEY,
         config=_client_config(timeout=timeout, attempts=1),
     )
-    client.head_bucket(Bucket=settings.EVA_S3_BUCKET)
+
+
+def bucket_check(*, timeout: float) -> None:
+    """Raise unless the bucket exists and the credentials may use it (within ``timeout``
+    seconds, one attempt: readiness probes must answer fast)."""
+    _check_client(timeout).head_bucket(Bucket=settings.EVA_S3_BUCKET)
 
 
 @functools.cache
@@ -121,6 +127,7 @@ def shared_storage() -> Storage:
 def _forget_storage(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("EVA_S3_") or setting in ("EVA_MEDIA_STORAGE", "MEDIA_ROOT"):
         shared_storage.cache_clear()
+        _check_client.cache_clear()
 
 
 def tenant_media_key(key: object) -> str:
