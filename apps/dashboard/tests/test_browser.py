@@ -19,6 +19,10 @@ def log_in(page, port: int, persona) -> None:
 
 
 def test_owner_logs_in_and_sees_the_dashboard_in_english_and_spanish(page, live_server_port, world):
+    # Nothing the pages ask for is missing (the icon included) and no script fails.
+    problems: list[str] = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(f"http://alpha.localhost:{live_server_port}/")
     expect(page.locator("h1")).to_have_text("Log in to Alpha Store")
     # htmx is served by the app itself (no CDN): the script ran.
@@ -37,6 +41,9 @@ def test_owner_logs_in_and_sees_the_dashboard_in_english_and_spanish(page, live_
     page.select_option("select[name=language]", "es")
     expect(page.locator("h1")).to_have_text("Bienvenido a Alpha Store")
     expect(page.locator(".mainnav")).to_contain_text("Resumen")
+    icon = page.evaluate("fetch(document.querySelector('link[rel=icon]').href).then(r => r.status)")
+    assert icon == 200
+    assert problems == []
 
 
 def test_alpha_credentials_do_not_open_beta(page, live_server_port, world):
