@@ -66,6 +66,26 @@ _HANDOFF_REASONS = {
     "the agent asked for a person": _("the agent asked for a person"),
 }
 _LOW_RELEVANCE = re.compile(r"^no relevant knowledge for (\d+) turns$")
+# The notes apps.conversations.services.handoff writes into a thread (stored in English, as the
+# API shows them), with what each says in the reader's language.
+_SYSTEM_NOTES = (
+    (re.compile(r"^Handed to a human: (?P<reason>.*)$", re.S), _("Handed to a human: %(reason)s")),
+    (
+        re.compile(r"^Returned to the bot by (?P<who>.*)$", re.S),
+        _("Returned to the bot by %(who)s"),
+    ),
+    (re.compile(r"^Closed by (?P<who>.*)$", re.S), _("Closed by %(who)s")),
+)
+
+
+def handoff_reason_display(reason: str) -> str:
+    """A handoff reason in the reader's language when EVA wrote it (a person's or the model's
+    words stay as written)."""
+    turns = _LOW_RELEVANCE.match(reason)
+    if turns:
+        return str(_("no relevant knowledge for %(turns)s turns") % {"turns": turns[1]})
+    known = _HANDOFF_REASONS.get(reason)
+    return str(known) if known is not None else reason
 
 
 class Conversation(models.Model):
@@ -127,12 +147,7 @@ class Conversation(models.Model):
     def handoff_reason_display(self) -> str:
         """The handoff reason in the reader's language when EVA wrote it (the stored value
         stays as written: English for EVA's own reasons, a person's or the model's words)."""
-        reason = self.handoff_reason
-        turns = _LOW_RELEVANCE.match(reason)
-        if turns:
-            return str(_("no relevant knowledge for %(turns)s turns") % {"turns": turns[1]})
-        known = _HANDOFF_REASONS.get(reason)
-        return str(known) if known is not None else reason
+        return handoff_reason_display(self.handoff_reason)
 
 
 class Message(models.Model):
@@ -235,6 +250,20 @@ class Message(models.Model):
     def body(self) -> str:
         """What the message says: its text, else the transcript of a voice note."""
         return self.text or self.transcript
+
+    @property
+    def system_note_display(self) -> str:
+        """A system note in the reader's language (stored in English: the API's text)."""
+        for pattern, template in _SYSTEM_NOTES:
+            found = pattern.match(self.text)
+            if found:
+                values = found.groupdict()
+                if "reason" in values:
+                    values["reason"] = handoff_reason_display(values["reason"])
+                if values.get("who") == "system":
+                    values["who"] = str(_("the system"))
+                return str(template) % values
+        return self.text
 
     @property
     def chunk_ids(self) -> list[int]:

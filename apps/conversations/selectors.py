@@ -71,9 +71,11 @@ def thread_messages(*, conversation: Conversation, after_id: int = 0) -> QuerySe
 
 def needs_human_count() -> int:
     """Conversations waiting for staff: in human mode with unread customer messages, or handed
-    over and not yet assigned. Shown as the inbox badge."""
+    over and not yet assigned. Shown as the inbox badge; simulator chats are staff's own tests
+    (their page links to the chat in the inbox), not customers waiting."""
     return (
         Conversation.objects.filter(mode=Conversation.Mode.HUMAN)
+        .exclude(channel=Conversation.Channel.SIMULATOR)
         .filter(Q(unread_count__gt=0) | Q(assigned_to__isnull=True))
         .count()
     )

@@ -191,3 +191,27 @@ def test_refusals_speak_the_users_language(world):
             staff_message_send(
                 conversation_id=record.conversation.pk, author=owner_user, text="¿Sigue ahí?"
             )
+
+
+def test_a_simulator_chat_handed_to_a_person_links_to_the_inbox_and_is_not_a_waiting_customer(
+    world,
+):
+    from apps.conversations.models import Conversation
+    from apps.conversations.services import conversation_handoff
+
+    owner = logged_in(world.owner_a)
+    agent_id = owner.post("/api/v1/agents/", AGENT, content_type="application/json").json()["id"]
+    owner.post(f"/agents/{agent_id}/simulator/send/", {"text": "quiero hablar con una persona"})
+    with tenant_context(world.tenant_a):
+        conversation = Conversation.objects.get(channel="simulator")
+        conversation_handoff(conversation_id=conversation.pk, reason="customer asked for a person")
+
+    thread = owner.get(
+        f"/agents/{agent_id}/simulator/thread/", HTTP_ACCEPT_LANGUAGE="es"
+    ).content.decode()
+    assert f'href="/inbox/{conversation.pk}/"' in thread
+    assert "Abrir este chat en la bandeja de entrada" in thread
+    assert "Pasada a una persona: el cliente pidió hablar con una persona" in thread
+    assert owner.get(f"/inbox/{conversation.pk}/").status_code == 200
+    # Staff testing their agent are nobody waiting for a person.
+    assert owner.get("/inbox/badge/").content.decode().strip() == ""

@@ -255,3 +255,40 @@ def test_evas_own_handoff_reasons_are_shown_in_the_readers_language(world):
     with translation.override("en"):
         conversation.handoff_reason = "staff replied"
         assert conversation.handoff_reason_display == "staff replied"
+
+
+def test_evas_notes_in_a_thread_are_shown_in_the_readers_language(world):
+    from apps.conversations.services import (
+        conversation_close,
+        conversation_handoff,
+        conversation_return_to_bot,
+    )
+
+    conversation = customer_writes(world.tenant_a, "Quiero hablar con alguien")
+    with tenant_context(world.tenant_a):
+        conversation_handoff(conversation_id=conversation.pk, reason="customer asked for a person")
+        conversation_return_to_bot(conversation_id=conversation.pk)
+        conversation_handoff(conversation_id=conversation.pk, reason="VIP: llamar a las 18:00")
+        conversation_close(conversation_id=conversation.pk)
+        stored = list(
+            Message.objects.filter(conversation=conversation, kind="system").values_list(
+                "text", flat=True
+            )
+        )
+    # Stored (and given to the API) as EVA wrote them.
+    assert stored == [
+        "Handed to a human: customer asked for a person",
+        "Returned to the bot by system",
+        "Handed to a human: VIP: llamar a las 18:00",
+        "Closed by system",
+    ]
+    client = logged_in(world.staff_a)
+    spanish = client.get(f"/inbox/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Pasada a una persona: el cliente pidió hablar con una persona" in spanish
+    assert "Devuelta al bot por el sistema" in spanish
+    assert "Pasada a una persona: VIP: llamar a las 18:00" in spanish  # a person's own words
+    assert "Cerrada por el sistema" in spanish
+    assert "Handed to a human" not in spanish
+    english = client.get(f"/inbox/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Handed to a human: customer asked for a person" in english
+    assert "Closed by system" not in english and "Closed by the system" in english
