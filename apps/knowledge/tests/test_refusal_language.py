@@ -39,13 +39,13 @@ def test_a_failed_document_is_explained_in_the_dashboards_language(world, media,
     owner = logged_in(world.owner_a)
 
     spanish = page(owner, f"/knowledge/{failed.pk}/", "es")
-    assert "El PDF tiene 2 páginas (límite 1). Divídelo en archivos más pequeños." in spanish
+    assert "El PDF tiene 2 páginas (límite 1). Divídalo en archivos más pequeños." in spanish
     english = page(owner, f"/knowledge/{failed.pk}/", "en")
     assert "The PDF has 2 pages (limit 1). Split it into smaller files." in english
     # The phrases a refusal names are translated too.
     listing = page(owner, "/knowledge/", "es")
     assert "Este archivo es una imagen PNG, no un documento que EVA pueda leer." in listing
-    assert "Sube PDF, Word (.docx), Excel (.xlsx), CSV, texto, Markdown o HTML." in listing
+    assert "Suba PDF, Word (.docx), Excel (.xlsx), CSV, texto, Markdown o HTML." in listing
     assert "This file is a PNG image" in page(owner, "/knowledge/", "en")
 
 
