@@ -10,3 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
+
+handler403 = "eva.errors.forbidden"
+handler404 = "eva.errors.not_found"
+handler500 = "eva.errors.server_error"

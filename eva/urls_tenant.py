@@ -13,3 +13,7 @@ urlpatterns = [
     path("usage/", include("apps.ai.dashboard_urls")),
     path("", include("apps.dashboard.urls")),
 ]
+
+handler403 = "eva.errors.forbidden"
+handler404 = "eva.errors.not_found"
+handler500 = "eva.errors.server_error"
