@@ -53,4 +53,15 @@ class InboxFilterForm(forms.Form):
         choices=[("", _("Customers")), *Conversation.Channel.choices],
     )
     unread = forms.BooleanField(label=_("Unread only"), required=False)
-    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": _("Name, phone, email or message"),
+                "aria-label": _("Search"),
+            }
+        ),
+    )

@@ -47,6 +47,11 @@ def test_dashboard_inbox_thread_actions_and_isolation(world):
     assert inbox.status_code == 200 and "Lucía Pérez" in inbox.content.decode()
     assert "Lucía" not in staff.get("/inbox/?mode=human").content.decode()
     assert "Lucía" in staff.get("/inbox/?unread=on&stage=new").content.decode()
+    assert "Lucía" in staff.get("/inbox/?q=oslo").content.decode()  # the message's words
+    assert "Lucía" not in staff.get("/inbox/?q=mesa").content.decode()
+    assert 'placeholder="Nombre, teléfono, correo o mensaje"' in (
+        staff.get("/inbox/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    )
     rows = staff.get("/inbox/?mode=bot", HTTP_HX_REQUEST="true")
     assert "<html" not in rows.content.decode() and "Lucía" in rows.content.decode()
 
