@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from .forms import BudgetForm, ProviderKeyForm
 from .models import ProviderKey
+from .routing import credentials_for
 from .selectors import (
     budget_limit_usd,
     month_spend_usd,
@@ -55,8 +56,10 @@ def usage(request: HttpRequest) -> HttpResponse:
         "limit": limit,
         "budget_form": BudgetForm(initial={"monthly_limit_usd": limit}),
         "key_form": ProviderKeyForm(),
+        # (provider, label, the tenant's key or None, whether the platform's key would be used)
         "providers": [
-            (value, label, keys.get(value)) for value, label in ProviderKey.Provider.choices
+            (value, label, keys.get(value), credentials_for(value).source == "env")
+            for value, label in ProviderKey.Provider.choices
         ],
     }
     if request.htmx:  # type: ignore[attr-defined]

@@ -124,3 +124,18 @@ def test_budget_is_set_from_the_dashboard(world) -> None:
         "/usage/budget/", {"monthly_limit_usd": "25.50"}, HTTP_HOST=world.owner_a.host, follow=True
     )
     assert response.status_code == 200 and b"25.50" in response.content
+
+
+def test_the_key_status_says_whether_the_platform_has_a_key(world, settings) -> None:
+    owner = _client(world.owner_a)
+    settings.GOOGLE_API_KEY = None
+    settings.OPENAI_API_KEY = None
+    settings.OPENAI_BASE_URL = None
+    page = owner.get("/usage/", HTTP_HOST=world.owner_a.host).content.decode()
+    assert page.count("No key: this provider is not used") == 2
+    assert "Platform key" not in page
+
+    settings.GOOGLE_API_KEY = "platform-gemini-key"
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:11434/v1"  # a local server needs no key
+    page = owner.get("/usage/", HTTP_HOST=world.owner_a.host).content.decode()
+    assert page.count("Platform key") == 2 and "No key" not in page
