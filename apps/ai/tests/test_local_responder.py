@@ -143,3 +143,35 @@ def test_a_closed_schema_gets_language_and_the_quoted_refs_and_no_invented_lead(
         "lead": {"name": "", "email": ""},
         "sources": ["c2"],
     }
+
+
+@pytest.mark.django_db
+def test_one_fact_is_quoted_once_in_the_customers_language(world) -> None:
+    """The demo catalogue states the Oslo price in Spanish and again in English."""
+    context = [
+        ContextPassage(
+            ref="es",
+            text="El sofá Oslo de tres plazas cuesta 899 euros. El sofá cama Bergen cuesta "
+            "649 euros e incluye colchón de 14 cm.",
+        ),
+        ContextPassage(ref="en", text="The Oslo three-seat sofa costs 899 euros."),
+    ]
+    with tenant_context(world.tenant_a):
+        spanish = _ask("Hola, busco un sofá, ¿cuánto cuesta el Oslo?", context=context)
+        english = _ask("How much does the Oslo sofa cost?", context=context)
+    assert spanish.text.count("899") == 1 and "The Oslo" not in spanish.text
+    assert "El sofá Oslo de tres plazas cuesta 899 euros." in spanish.text
+    assert english.text.count("899") == 1
+    assert "The Oslo three-seat sofa costs 899 euros." in english.text
+
+
+@pytest.mark.django_db
+def test_details_given_without_a_question_are_thanked_not_refused(world) -> None:
+    with tenant_context(world.tenant_a):
+        details = _ask("Me llamo Ana García, mi correo es ana.garcia@example.com")
+        phone = _ask("Meu número é +55 11 98765-4321", context=CONTEXT[:1])
+        asked = _ask("Soy Ana, ¿tienen tienda física en Madrid?")
+    assert details.text == "¡Gracias! Lo he anotado. ¿En qué más puedo ayudarte?"
+    assert phone.text == "Obrigado! Anotei. Em que mais posso ajudar?"
+    # A question with the details is still a question: not known, so a person is offered.
+    assert "No tengo esa información" in asked.text and "persona" in asked.text
