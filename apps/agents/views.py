@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 
@@ -25,6 +26,11 @@ from apps.conversations.selectors import (
     thread_messages,
 )
 from apps.conversations.services import inbound_message_record
+from apps.conversations.services.attachments import simulator_voice_note_store
+from apps.speech.services import transcription_schedule
+from eva.media import MediaStorageUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 def _user(request: HttpRequest) -> User:
@@ -115,18 +121,34 @@ def _simulator_contact(request: HttpRequest, agent: Agent, *, fresh: bool = Fals
     return str(request.session[key])
 
 
-def _simulator_context(request: HttpRequest, agent: Agent) -> dict[str, object]:
+def _simulator_context(request: HttpRequest, agent: Agent, *, error: str = "") -> dict[str, object]:
     wa_id = _simulator_contact(request, agent)
     conversation = conversation_for_simulator(contact_wa_id=wa_id)
     thread = list(thread_messages(conversation=conversation)) if conversation else []
+    last = thread[-1] if thread else None
     waiting = (
         conversation is not None
-        and bool(thread)
-        and thread[-1].direction == "in"
+        and last is not None
+        and last.direction == "in"
         and conversation.mode == "bot"
         and not conversation.contact.opted_out
     )
-    return {"agent": agent, "conversation": conversation, "thread": thread, "waiting": waiting}
+    # A voice note is transcribed before the agent reads it.
+    transcribing = (
+        waiting
+        and last is not None
+        and last.kind == "audio"
+        and not last.transcript
+        and last.status != "failed"
+    )
+    return {
+        "agent": agent,
+        "conversation": conversation,
+        "thread": thread,
+        "waiting": waiting,
+        "transcribing": transcribing,
+        "error": error,
+    }
 
 
 @login_required
@@ -149,7 +171,21 @@ def simulator_send_view(request: HttpRequest, agent_id: int) -> HttpResponse:
     message (stored by inbound_message_record, answered by the agent worker)."""
     agent = _agent_or_404(request, agent_id)
     text = (request.POST.get("text") or "").strip()[:4096]
-    if text:
+    audio = request.FILES.get("audio")
+    media = None
+    error = ""
+    if audio is not None and text:
+        error = _("A voice note is sent on its own: send the text as a message of its own.")
+    elif audio is not None:
+        # A voice note, as a customer sends one: stored, transcribed, then answered.
+        try:
+            media = simulator_voice_note_store(audio, name=audio.name or "voice-note")
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        except MediaStorageUnavailable as exc:
+            logger.warning("simulator voice note not stored: %s", exc.__cause__ or exc)
+            error = str(exc)
+    if (text or media) and not error:
         record = inbound_message_record(
             channel="simulator",
             channel_ref="",
@@ -157,16 +193,24 @@ def simulator_send_view(request: HttpRequest, agent_id: int) -> HttpResponse:
             contact_phone=None,
             contact_name=_("Simulator ({email})").format(email=_user(request).email),
             external_id=f"sim-{uuid.uuid4()}",
-            kind="text",
-            text=text,
-            media=None,
+            kind="audio" if media else "text",
+            text="" if media else text,
+            media=media,
             sent_at=timezone.now(),
             agent_id=agent.pk,
         )
-        if record.created:
+        if record.created and media:
+            transcription_schedule(message_id=record.message.pk)
+        elif record.created:
             reply_schedule(conversation_id=record.conversation.pk, message_id=record.message.pk)
     if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "agents/_simulator_thread.html", _simulator_context(request, agent))
+        return render(
+            request,
+            "agents/_simulator_thread.html",
+            _simulator_context(request, agent, error=error),
+        )
+    if error:
+        messages.error(request, error)
     return redirect("agents:simulator", agent_id=agent.pk)
 
 

@@ -215,3 +215,25 @@ def test_a_simulator_chat_handed_to_a_person_links_to_the_inbox_and_is_not_a_wai
     assert owner.get(f"/inbox/{conversation.pk}/").status_code == 200
     # Staff testing their agent are nobody waiting for a person.
     assert owner.get("/inbox/badge/").content.decode().strip() == ""
+
+
+def test_the_simulator_refuses_a_voice_note_with_text_and_a_file_that_is_not_audio(world):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.conversations.models import Message
+
+    owner = logged_in(world.owner_a)
+    agent_id = owner.post("/api/v1/agents/", AGENT, content_type="application/json").json()["id"]
+    ogg = SimpleUploadedFile("note.ogg", b"OggS" + bytes(200), content_type="audio/ogg")
+    both = owner.post(
+        f"/agents/{agent_id}/simulator/send/",
+        {"text": "hola", "audio": ogg},
+        HTTP_HX_REQUEST="true",
+        HTTP_ACCEPT_LANGUAGE="es",
+    ).content.decode()
+    assert "Una nota de voz se envía sola" in both
+    picture = SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n" + bytes(50))
+    refused = owner.post(f"/agents/{agent_id}/simulator/send/", {"audio": picture}, follow=True)
+    assert "A voice note must be audio: OGG, MP3, M4A, WebM or WAV." in refused.content.decode()
+    with tenant_context(world.tenant_a):
+        assert not Message.objects.filter(conversation__channel="simulator").exists()

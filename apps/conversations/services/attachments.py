@@ -95,15 +95,8 @@ def _megabytes(size: int) -> str:
     return number_format(round(size / 1_000_000, 1), decimal_pos=1)
 
 
-def attachment_store(upload: IO[bytes], *, name: str) -> tuple[str, dict[str, Any]]:
-    """Check and store a file staff send; return (message kind, media reference).
-
-    Raises ValidationError (nothing stored) for an empty or too large file or a type WhatsApp
-    would not show, MediaStorageUnavailable when the storage does not answer. The key is
-    content-addressed under the tenant's prefix (``<schema>/outbound/<yyyy>/<mm>/<sha256>.<ext>``):
-    the same file twice is stored once.
-    """
-    limit = settings.EVA_OUTBOUND_MEDIA_MAX_BYTES
+def _read_within(upload: IO[bytes], limit: int) -> bytes:
+    """The upload's bytes; ValidationError when it is empty or over ``limit``."""
     data = upload.read(limit + 1)
     if not data:
         raise ValidationError(_("The file is empty."))
@@ -113,6 +106,18 @@ def attachment_store(upload: IO[bytes], *, name: str) -> tuple[str, dict[str, An
             _("The file is %(size)s MB; the limit is %(limit)s MB.")
             % {"size": _megabytes(size), "limit": _megabytes(limit)}
         )
+    return data
+
+
+def attachment_store(upload: IO[bytes], *, name: str) -> tuple[str, dict[str, Any]]:
+    """Check and store a file staff send; return (message kind, media reference).
+
+    Raises ValidationError (nothing stored) for an empty or too large file or a type WhatsApp
+    would not show, MediaStorageUnavailable when the storage does not answer. The key is
+    content-addressed under the tenant's prefix (``<schema>/outbound/<yyyy>/<mm>/<sha256>.<ext>``):
+    the same file twice is stored once.
+    """
+    data = _read_within(upload, settings.EVA_OUTBOUND_MEDIA_MAX_BYTES)
     kind = _sniff(data, name)
     if kind is None:
         raise ValidationError(
@@ -121,9 +126,41 @@ def attachment_store(upload: IO[bytes], *, name: str) -> tuple[str, dict[str, An
                 "(OGG, MP3, M4A), a PDF, a Word or Excel file, or a text or CSV file."
             )
         )
+    return kind.kind, _stored(data, kind, folder="outbound", name=name)
+
+
+# What a browser records (MediaRecorder: WebM/Opus in Chromium, Ogg in Firefox) or a tenant has at
+# hand; faster-whisper reads them all through ffmpeg.
+_RECORDINGS = {
+    "webm": _Type("audio/webm", "webm", Message.Kind.AUDIO),
+    "wav": _Type("audio/wav", "wav", Message.Kind.AUDIO),
+}
+
+
+def simulator_voice_note_store(upload: IO[bytes], *, name: str) -> dict[str, Any]:
+    """Check and store a voice note the simulator's customer sends; return its media reference
+    (as the gateway describes a WhatsApp voice note, so the transcription reads it the same way).
+
+    Raises ValidationError (nothing stored) for an empty or too large file or one that is not
+    audio, MediaStorageUnavailable when the storage does not answer. Stored under
+    ``<schema>/simulator/<yyyy>/<mm>/<sha256>.<ext>``.
+    """
+    data = _read_within(upload, settings.WHISPER_MAX_BYTES)
+    kind = _sniff(data, name)
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        kind = _RECORDINGS["webm"]
+    elif data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        kind = _RECORDINGS["wav"]
+    if kind is None or kind.kind != Message.Kind.AUDIO:
+        raise ValidationError(_("A voice note must be audio: OGG, MP3, M4A, WebM or WAV."))
+    return _stored(data, kind, folder="simulator", name=name)
+
+
+def _stored(data: bytes, kind: _Type, *, folder: str, name: str) -> dict[str, Any]:
+    """Store ``data`` once (content-addressed under the tenant's prefix); its media reference."""
     digest = hashlib.sha256(data).hexdigest()
     now = timezone.now()
-    key = f"{current_schema()}/outbound/{now:%Y}/{now:%m}/{digest}.{kind.extension}"
+    key = f"{current_schema()}/{folder}/{now:%Y}/{now:%m}/{digest}.{kind.extension}"
     storage = shared_storage()
     try:
         if not storage.exists(key):
@@ -132,7 +169,7 @@ def attachment_store(upload: IO[bytes], *, name: str) -> tuple[str, dict[str, An
         raise MediaStorageUnavailable(
             _("The file could not be stored: the media storage is not answering. Try again soon.")
         ) from exc
-    return kind.kind, {
+    return {
         "ref": key,
         "mime": kind.mime,
         "size": len(data),

@@ -21,10 +21,10 @@ from apps.channels.consumer import DeadLetter, InboundConsumer
 from apps.channels.inbound import InboundEventHandler
 from apps.conversations.models import Message
 from apps.ops.services import dead_letter_record
+from apps.speech.services import transcription_schedule
 
 logger = logging.getLogger("apps.channels.consume_inbound")
 
-TRANSCRIBE_TASK = "workers.transcription.transcribe_message"
 # Refusals that say nothing trustworthy about the tenant: the dead letter carries none.
 _UNTRUSTED = {"invalid_event", "unknown_session", "wrong_tenant"}
 
@@ -37,11 +37,8 @@ def schedule_reply(message: Message) -> None:
 
 
 def transcribe(message: Message) -> None:
-    """Voice notes go to the transcription queue (by name: workers import every app)."""
-    from eva.celery import app
-
-    # Sent from inside the tenant's schema: tenant-schemas-celery carries it to the worker.
-    app.send_task(TRANSCRIBE_TASK, args=[message.pk])
+    """Voice notes go to the transcription queue."""
+    transcription_schedule(message_id=message.pk)
 
 
 def record_dead_letter(stream: str) -> Any:
