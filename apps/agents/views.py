@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -20,13 +21,19 @@ from apps.agents.forms import AgentForm
 from apps.agents.models import Agent
 from apps.agents.selectors import agent_get_for_user, agent_list
 from apps.agents.services import agent_create, agent_delete, agent_update, reply_schedule
+from apps.channels.models import WhatsAppSession
+from apps.channels.selectors import whatsapp_session_list
+from apps.conversations.models import Conversation
 from apps.conversations.selectors import (
     conversation_for_simulator,
+    conversation_list,
     overview_counts,
     thread_messages,
 )
 from apps.conversations.services import inbound_message_record
 from apps.conversations.services.attachments import simulator_voice_note_store
+from apps.knowledge.models import Document
+from apps.knowledge.selectors import document_list
 from apps.speech.services import transcription_schedule
 from eva.media import MediaStorageUnavailable
 
@@ -70,8 +77,38 @@ def agent_list_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def overview_view(request: HttpRequest) -> HttpResponse:
-    """The dashboard home's sales card (loaded by HTMX): agents, conversations, leads."""
-    context = overview_counts() | {"agents": agent_list().filter(is_active=True).count()}
+    """The dashboard home's cards (loaded by HTMX): the steps to a working WhatsApp agent, and
+    sales (agents, conversations, leads)."""
+    active = agent_list().filter(is_active=True)
+    agent = active.order_by("-is_default", "id").first()
+    steps = [
+        # (done, title, where to do it)
+        (
+            agent is not None,
+            _("Describe your agent"),
+            reverse("agents:edit", args=[agent.pk]) if agent else reverse("agents:create"),
+        ),
+        (
+            document_list().filter(status=Document.Status.READY).exists(),
+            _("Upload your catalogue, price lists and FAQs"),
+            reverse("knowledge:list"),
+        ),
+        (
+            conversation_list(channel=Conversation.Channel.SIMULATOR).exists(),
+            _("Try the agent in the simulator"),
+            reverse("agents:simulator", args=[agent.pk]) if agent else reverse("agents:create"),
+        ),
+        (
+            whatsapp_session_list().filter(status=WhatsAppSession.Status.READY).exists(),
+            _("Connect a WhatsApp number"),
+            reverse("channels:list"),
+        ),
+    ]
+    context = overview_counts() | {
+        "agents": active.count(),
+        "steps": steps,
+        "steps_done": all(done for done, _title, _url in steps),
+    }
     return render(request, "agents/_overview.html", context)
 
 
