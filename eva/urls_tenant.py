@@ -9,6 +9,7 @@ urlpatterns = [
     path("agents/", include("apps.agents.dashboard_urls")),
     path("knowledge/", include("apps.knowledge.dashboard_urls")),
     path("inbox/", include("apps.conversations.dashboard_urls")),
+    path("leads/", include("apps.conversations.leads_urls")),
     path("whatsapp/", include("apps.channels.dashboard_urls")),
     path("usage/", include("apps.ai.dashboard_urls")),
     path("", include("apps.dashboard.urls")),

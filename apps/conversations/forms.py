@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from apps.conversations.models import Contact, Conversation
+
+if TYPE_CHECKING:  # django-stubs (a development dependency) names lazy strings
+    from django_stubs_ext import StrOrPromise
 
 
 class LeadForm(forms.ModelForm):
@@ -39,6 +44,17 @@ class StaffReplyForm(forms.Form):
         return cleaned
 
 
+def _search_field(placeholder: StrOrPromise) -> forms.CharField:
+    return forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": placeholder, "aria-label": _("Search")}
+        ),
+    )
+
+
 class InboxFilterForm(forms.Form):
     mode = forms.ChoiceField(
         label=_("Mode"), required=False, choices=[("", _("Any mode")), *Conversation.Mode.choices]
@@ -53,15 +69,11 @@ class InboxFilterForm(forms.Form):
         choices=[("", _("Customers")), *Conversation.Channel.choices],
     )
     unread = forms.BooleanField(label=_("Unread only"), required=False)
-    q = forms.CharField(
-        label=_("Search"),
-        required=False,
-        max_length=100,
-        widget=forms.TextInput(
-            attrs={
-                "type": "search",
-                "placeholder": _("Name, phone, email or message"),
-                "aria-label": _("Search"),
-            }
-        ),
+    q = _search_field(_("Name, phone, email or message"))
+
+
+class LeadFilterForm(forms.Form):
+    stage = forms.ChoiceField(
+        label=_("Stage"), required=False, choices=[("", _("Any stage")), *Contact.Stage.choices]
     )
+    q = _search_field(_("Name, phone or email"))

@@ -3,7 +3,7 @@ schema, which is the tenant boundary."""
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
 from apps.accounts.models import User
 from apps.conversations.models import Contact, Conversation, Message
@@ -90,6 +90,19 @@ def contact_list(*, stage: str | None = None, search: str | None = None) -> Quer
             Q(name__icontains=search) | Q(phone__icontains=search) | Q(email__icontains=search)
         )
     return qs.order_by("-last_contact_at", "-id")
+
+
+def lead_list(*, stage: str | None = None, search: str | None = None) -> QuerySet[Contact]:
+    """The leads page and its CSV: real contacts (newest contact first), each with the id of its
+    latest conversation (``latest_conversation_id``, None when it has none)."""
+    latest = (
+        Conversation.objects.filter(contact=OuterRef("pk"))
+        .order_by(F("last_message_at").desc(nulls_last=True), "-id")
+        .values("id")[:1]
+    )
+    return contact_list(stage=stage, search=search).annotate(
+        latest_conversation_id=Subquery(latest)
+    )
 
 
 def contact_get_for_user(*, user: User, contact_id: int) -> Contact | None:
