@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import functools
 import re
 import uuid
+import zoneinfo
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from eva.logging import request_id_var
 
@@ -44,3 +47,33 @@ class HealthCheckMiddleware:
 
             return health.healthz(request) if request.path == "/healthz" else health.readyz(request)
         return self.get_response(request)
+
+
+TIME_ZONE_COOKIE = "eva_tz"
+
+
+class BrowserTimeZoneMiddleware:
+    """Show times in the reader's time zone: the dashboard's pages set a cookie with the
+    browser's IANA zone (templates/base.html); a missing or unknown value means UTC."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        zone = _known_zone(request.COOKIES.get(TIME_ZONE_COOKIE, ""))
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        return self.get_response(request)
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _known_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    if not name or len(name) > 64 or name not in _zone_names():
+        return None
+    return zoneinfo.ZoneInfo(name)

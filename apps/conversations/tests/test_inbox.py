@@ -3,6 +3,7 @@ replies, lead edits — and tenant B cannot read or touch any of tenant A's conv
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -297,3 +298,27 @@ def test_evas_notes_in_a_thread_are_shown_in_the_readers_language(world):
     english = client.get(f"/inbox/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Handed to a human: customer asked for a person" in english
     assert "Closed by system" not in english and "Closed by the system" in english
+
+
+def test_times_are_shown_in_the_readers_time_zone(world):
+    import datetime as dt
+
+    conversation = customer_writes(world.tenant_a, "¿A qué hora abren?")
+    with tenant_context(world.tenant_a):
+        Message.objects.filter(conversation=conversation).update(
+            created_at=dt.datetime(2026, 1, 15, 10, 5, tzinfo=dt.UTC)
+        )
+    staff = logged_in(world.staff_a)
+
+    def shown(zone: str | None) -> str:
+        if zone is None:
+            staff.cookies.pop("eva_tz", None)
+        else:
+            staff.cookies["eva_tz"] = zone
+        page = staff.get(f"/inbox/{conversation.pk}/").content.decode()
+        return re.search(r'<time datetime="2026-01-15T[^"]*">([^<]+)</time>', page)[1]
+
+    assert shown(None) == "10:05"  # UTC
+    assert shown("Europe/Madrid") == "11:05"
+    assert shown("America/Sao_Paulo") == "07:05"
+    assert shown("Mars/Olympus") == "10:05"  # unknown: UTC

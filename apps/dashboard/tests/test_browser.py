@@ -44,6 +44,10 @@ def test_owner_logs_in_and_sees_the_dashboard_in_english_and_spanish(page, live_
     icon = page.evaluate("fetch(document.querySelector('link[rel=icon]').href).then(r => r.status)")
     assert icon == 200
     assert problems == []
+    # The browser told the server its time zone (times are shown in it).
+    zone = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    assert cookies.get("eva_tz") == zone
 
 
 def test_alpha_credentials_do_not_open_beta(page, live_server_port, world):
