@@ -5,7 +5,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
@@ -126,3 +126,77 @@ def api_token_authenticate(*, raw_key: str) -> ApiToken | None:
             token.last_used_at = now
             token.save(update_fields=["last_used_at"])
     return token
+
+
+# --- the tenant's team: owners, admins and sales staff -------------------------------------------
+
+
+def _may_manage(actor: User, role: str) -> bool:
+    """Owners manage everyone; admins manage sales staff only; staff manage nobody."""
+    if actor.role == User.Role.OWNER:
+        return True
+    return actor.role == User.Role.ADMIN and role == User.Role.STAFF
+
+
+def _temporary_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def member_add(*, by: User, email: str, role: str, full_name: str = "") -> tuple[User, str]:
+    """Add a member to the current tenant with a temporary password, returned once (EVA sends
+    no email: whoever added them hands it over; they change it after logging in)."""
+    if not _may_manage(by, role):
+        raise PermissionDenied(_("Only owners add owners and admins."))
+    password = _temporary_password()
+    return user_create(email=email, password=password, role=role, full_name=full_name), password
+
+
+def _member_for_change(*, by: User, user_id: int) -> User:
+    member = User.objects.select_for_update().filter(pk=user_id).first()
+    if member is None:
+        raise User.DoesNotExist
+    if member.pk == by.pk:
+        raise ValidationError(_("You cannot change your own role or access here."))
+    if not _may_manage(by, member.role):
+        raise PermissionDenied(_("Only owners change owners and admins."))
+    return member
+
+
+@transaction.atomic
+def member_update(
+    *, by: User, user_id: int, role: str | None = None, is_active: bool | None = None
+) -> User:
+    """Change a member's role or access (deactivated: no login, no session, no API token)."""
+    member = _member_for_change(by=by, user_id=user_id)
+    if role is not None:
+        if role not in User.Role.values:
+            raise ValidationError(_("Unknown role."))
+        if not _may_manage(by, role):
+            raise PermissionDenied(_("Only owners make someone an owner or an admin."))
+    leaves_owners = member.role == User.Role.OWNER and (
+        (role is not None and role != User.Role.OWNER) or is_active is False
+    )
+    if leaves_owners:
+        others = User.objects.select_for_update().filter(role=User.Role.OWNER, is_active=True)
+        if not others.exclude(pk=member.pk).exists():
+            raise ValidationError(_("The business must keep at least one active owner."))
+    fields = []
+    if role is not None and role != member.role:
+        member.role = role
+        fields.append("role")
+    if is_active is not None and is_active != member.is_active:
+        member.is_active = is_active
+        fields.append("is_active")
+    if fields:
+        member.save(update_fields=fields)
+    return member
+
+
+@transaction.atomic
+def member_password_reset(*, by: User, user_id: int) -> tuple[User, str]:
+    """Give a member who forgot their password a new temporary one (returned once)."""
+    member = _member_for_change(by=by, user_id=user_id)
+    password = _temporary_password()
+    member.set_password(password)
+    member.save(update_fields=["password"])
+    return member, password

@@ -9,6 +9,9 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("settings/api-tokens/", views.api_tokens, name="api-tokens"),
+    path("settings/team/", views.team, name="team"),
+    path("settings/team/<int:user_id>/", views.team_member, name="team-member"),
+    path("settings/password/", views.PasswordChangeView.as_view(), name="password"),
     path(
         "settings/api-tokens/<int:token_id>/revoke/",
         views.api_token_revoke_view,
