@@ -63,7 +63,8 @@ def test_alpha_credentials_do_not_open_beta(page, live_server_port, world):
 
 def test_owner_creates_a_token_shown_once_and_revokes_it_with_htmx(page, live_server_port, world):
     log_in(page, live_server_port, world.owner_a)
-    page.click("text=API tokens")
+    page.click(".mainnav >> text=API")
+    expect(page.locator("h1")).to_have_text("API tokens")
     page.fill("#id_name", "Browser test token")
     page.click("text=Create token")
     key = page.locator("#new-token code").inner_text()
@@ -82,6 +83,8 @@ def test_owner_creates_a_token_shown_once_and_revokes_it_with_htmx(page, live_se
 def test_staff_does_not_see_token_management(page, live_server_port, world):
     log_in(page, live_server_port, world.staff_a)
     expect(page.locator("h1")).to_have_text("Welcome to Alpha Store")
-    expect(page.locator(".mainnav")).not_to_contain_text("API tokens")
+    # Staff's "API" is the documentation; neither tokens nor the team are theirs.
+    expect(page.locator(".mainnav a", has_text="API")).to_have_attribute("href", "/api/docs/")
+    expect(page.locator(".mainnav")).not_to_contain_text("Team")
     response = page.goto(f"http://alpha.localhost:{live_server_port}/settings/api-tokens/")
     assert response.status == 403

@@ -43,6 +43,8 @@ def added(client: Client, email: str, role: str) -> str:
 
 def test_an_owner_adds_a_salesperson_who_logs_in_and_changes_the_password(world):
     owner = logged_in(world.owner_a)
+    form = owner.get("/settings/team/").content.decode()
+    assert '<option value="staff" selected>' in form  # the safe default
     temporary = added(owner, "vendedora@alpha.test", "staff")
     member = log_in(world.owner_a.host, "vendedora@alpha.test", temporary)
     assert member is not None
