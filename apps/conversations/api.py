@@ -162,14 +162,38 @@ class HandoffSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200, required=False, default="")
 
 
+class ContactFilterSerializer(serializers.Serializer):
+    """A list's filters: a value outside the choices is a 400 naming it, not an empty list."""
+
+    stage = serializers.ChoiceField(choices=Contact.Stage.choices, required=False)
+    q = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class ConversationFilterSerializer(ContactFilterSerializer):
+    mode = serializers.ChoiceField(choices=Conversation.Mode.choices, required=False)
+    agent = serializers.IntegerField(min_value=1, required=False)
+    channel = serializers.ChoiceField(choices=Conversation.Channel.choices, required=False)
+    unread = serializers.BooleanField(required=False, default=False)
+
+
+def _filters(request: Request, serializer: type[serializers.Serializer]) -> dict[str, Any]:
+    given = {key: value for key, value in request.query_params.items() if value != ""}
+    filters = serializer(data=given)
+    filters.is_valid(raise_exception=True)
+    return dict(filters.validated_data)
+
+
 class ContactList(APIView):
     serializer_class = ContactSerializer
 
-    @extend_schema(operation_id="contacts_list", responses=ContactSerializer(many=True))
+    @extend_schema(
+        operation_id="contacts_list",
+        parameters=[ContactFilterSerializer],
+        responses=ContactSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
-        qs = contact_list(
-            stage=request.query_params.get("stage"), search=request.query_params.get("q")
-        )
+        filters = _filters(request, ContactFilterSerializer)
+        qs = contact_list(stage=filters.get("stage"), search=filters.get("q") or None)
         return _page(request, self, qs, ContactSerializer)
 
 
@@ -198,17 +222,20 @@ class ConversationList(APIView):
 
     serializer_class = ConversationSerializer
 
-    @extend_schema(operation_id="conversations_list", responses=ConversationSerializer(many=True))
+    @extend_schema(
+        operation_id="conversations_list",
+        parameters=[ConversationFilterSerializer],
+        responses=ConversationSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
-        params = request.query_params
-        agent = params.get("agent")
+        filters = _filters(request, ConversationFilterSerializer)
         qs = conversation_list(
-            mode=params.get("mode") or None,
-            unread=params.get("unread") in ("1", "true"),
-            stage=params.get("stage") or None,
-            agent_id=int(agent) if agent and agent.isdigit() else None,
-            channel=params.get("channel") or None,
-            search=params.get("q") or None,
+            mode=filters.get("mode"),
+            unread=filters["unread"],
+            stage=filters.get("stage"),
+            agent_id=filters.get("agent"),
+            channel=filters.get("channel"),
+            search=filters.get("q") or None,
         )
         return _page(request, self, qs, ConversationSerializer)
 

@@ -138,6 +138,19 @@ def test_api_contacts_conversations_messages_and_isolation(world):
     assert [c["id"] for c in api.get("/api/v1/conversations/?mode=human").json()["results"]] == [
         conversation.pk
     ]
+    assert api.get("/api/v1/conversations/?mode=human&unread=1&q=").status_code == 200
+    # A filter value outside its choices is an error naming it, not an empty list.
+    for query, field in (
+        ("mode=humano", "mode"),
+        ("channel=telegram", "channel"),
+        ("agent=abc", "agent"),
+        ("unread=maybe", "unread"),
+    ):
+        refused = api.get(f"/api/v1/conversations/?{query}")
+        assert refused.status_code == 400, query
+        assert field in refused.json()["error"]["fields"], query
+    bad_stage = api.get("/api/v1/contacts/?stage=bogus").json()["error"]
+    assert bad_stage["message"] == 'stage: "bogus" is not a valid choice.'
     sent = api.post(
         f"/api/v1/conversations/{conversation.pk}/messages/",
         {"text": "Hola Ana, soy Pedro."},
