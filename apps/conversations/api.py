@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
@@ -24,6 +25,7 @@ from apps.conversations.selectors import (
     message_list,
 )
 from apps.conversations.services import (
+    contact_erase,
     contact_update,
     conversation_close,
     conversation_handoff,
@@ -215,6 +217,18 @@ class ContactDetail(APIView):
         except ValidationError as exc:
             return _invalid(exc)
         return Response(ContactSerializer(contact).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, contact_id: int) -> Response:
+        """Erase the customer: contact, conversations, messages and their files (owners and
+        admins; a data-protection request)."""
+        if not _user(request).can_manage:
+            raise PermissionDenied(_("Only owners and admins erase a customer's data."))
+        contact = contact_get_for_user(user=_user(request), contact_id=contact_id)
+        if contact is None:
+            return _not_found("contact")
+        contact_erase(contact_id=contact.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ConversationList(APIView):

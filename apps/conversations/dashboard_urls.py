@@ -15,4 +15,5 @@ urlpatterns = [
     path("<int:conversation_id>/close/", views.conversation_close_view, name="close"),
     path("<int:conversation_id>/reply/", views.conversation_reply_view, name="reply"),
     path("<int:conversation_id>/lead/", views.lead_edit_view, name="lead"),
+    path("<int:conversation_id>/erase/", views.contact_erase_view, name="erase"),
 ]

@@ -13,6 +13,7 @@ from apps.conversations.services.consent import (
 )
 from apps.conversations.services.contacts import (
     LEAD_FIELDS,
+    contact_erase,
     contact_language_set,
     contact_lead_fields_fill,
     contact_update,
@@ -65,6 +66,7 @@ __all__ = [
     "bot_reply_deliver",
     "bot_reply_record",
     "business_message_record",
+    "contact_erase",
     "contact_language_set",
     "contact_lead_fields_fill",
     "contact_update",

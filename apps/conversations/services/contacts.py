@@ -1,13 +1,18 @@
-"""Contacts as leads: staff edits and the fields the model extracted."""
+"""Contacts as leads: staff edits, the fields the model extracted, and erasure."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.conversations.models import Contact
+from apps.conversations.models import Contact, Conversation, Message
+from eva.media import STORAGE_ERRORS, shared_storage, tenant_media_key
+
+logger = logging.getLogger(__name__)
 
 LEAD_FIELDS = ("name", "email", "company", "interest", "budget", "notes")
 
@@ -52,3 +57,51 @@ def contact_lead_fields_fill(*, contact_id: int, values: dict[str, str]) -> list
 @transaction.atomic
 def contact_language_set(*, contact_id: int, language: str) -> None:
     Contact.objects.filter(pk=contact_id).update(language=language[:10])
+
+
+@dataclass(frozen=True)
+class ContactErased:
+    conversations: int
+    messages: int
+    files: int
+
+
+@transaction.atomic
+def contact_erase(*, contact_id: int) -> ContactErased:
+    """Erase a customer (a data-protection request): their contact, conversations and messages,
+    and once that is committed the media files only their messages used (a file staff also sent
+    someone else — stored once, content-addressed — stays). Raises Contact.DoesNotExist.
+
+    Not erased: usage records (no message text), dead letters (an operator's tool; they expire
+    with ``dlq purge``) and what WhatsApp itself keeps on the business's phone.
+    """
+    contact = Contact.objects.select_for_update().get(pk=contact_id)
+    messages = Message.objects.filter(conversation__contact=contact)
+    refs = {
+        str(media["ref"])
+        for media in messages.exclude(media__isnull=True).values_list("media", flat=True)
+        if isinstance(media, dict) and media.get("ref")
+    }
+    counted = messages.count()
+    messages.delete()
+    conversations, _by_model = Conversation.objects.filter(contact=contact).delete()
+    contact.delete()
+    transaction.on_commit(lambda: _erase_files(refs))
+    return ContactErased(conversations=conversations, messages=counted, files=len(refs))
+
+
+def _erase_files(refs: set[str]) -> None:
+    """Delete stored files no remaining message refers to (a failure is logged, not raised: the
+    rows are gone already and an orphan file is found by nobody)."""
+    storage = shared_storage()
+    for ref in refs:
+        if Message.objects.filter(media__ref=ref).exists():
+            continue
+        try:
+            key = tenant_media_key(ref)
+        except ValueError:
+            continue  # never a file outside this tenant's media
+        try:
+            storage.delete(key)
+        except STORAGE_ERRORS:
+            logger.warning("erased customer's file not deleted", extra={"ref": ref}, exc_info=True)

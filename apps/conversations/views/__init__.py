@@ -1,6 +1,7 @@
 """Dashboard pages of this app: the inbox and its threads (inbox.py), the leads (leads.py)."""
 
 from apps.conversations.views.inbox import (
+    contact_erase_view,
     conversation_close_view,
     conversation_reply_view,
     conversation_return_view,
@@ -15,6 +16,7 @@ from apps.conversations.views.inbox import (
 from apps.conversations.views.leads import lead_export_view, lead_list_view
 
 __all__ = [
+    "contact_erase_view",
     "conversation_close_view",
     "conversation_reply_view",
     "conversation_return_view",

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import User
@@ -28,6 +29,7 @@ from apps.conversations.selectors import (
     thread_messages,
 )
 from apps.conversations.services import (
+    contact_erase,
     contact_update,
     conversation_close,
     conversation_handoff,
@@ -283,6 +285,28 @@ def lead_edit_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
     if saved:
         messages.success(request, _("Lead saved."))
     return redirect("conversations:detail", conversation_id=conversation.pk)
+
+
+@login_required
+@require_POST
+def contact_erase_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Erase the conversation's customer (owners and admins: a data-protection request)."""
+    if not _user(request).can_manage:
+        raise PermissionDenied(_("Only owners and admins erase a customer's data."))
+    conversation = _conversation_or_404(request, conversation_id)
+    erased = contact_erase(contact_id=conversation.contact_id)
+    conversations = ngettext(
+        "%(count)s conversation", "%(count)s conversations", erased.conversations
+    ) % {"count": erased.conversations}
+    sent = ngettext("%(count)s message", "%(count)s messages", erased.messages) % {
+        "count": erased.messages
+    }
+    messages.success(
+        request,
+        _("Customer erased: %(conversations)s, %(messages)s.")
+        % {"conversations": conversations, "messages": sent},
+    )
+    return redirect("leads:list")
 
 
 @login_required
