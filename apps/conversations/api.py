@@ -27,6 +27,7 @@ from apps.conversations.selectors import (
 from apps.conversations.services import (
     contact_erase,
     contact_update,
+    conversation_assign,
     conversation_close,
     conversation_handoff,
     conversation_return_to_bot,
@@ -303,6 +304,27 @@ class ConversationReturn(_ConversationAction):
 class ConversationClose(_ConversationAction):
     def act(self, request: Request, conversation: Conversation) -> None:
         conversation_close(conversation_id=conversation.pk, user=_user(request))
+
+
+class AssignSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField(min_value=1, allow_null=True)
+
+
+class ConversationAssign(_ConversationAction):
+    """Give the conversation to a team member (``{"user_id": null}``: to nobody)."""
+
+    @extend_schema(request=AssignSerializer, responses=ConversationSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        return super().post(request, conversation_id)
+
+    def act(self, request: Request, conversation: Conversation) -> None:
+        serializer = AssignSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        conversation_assign(
+            conversation_id=conversation.pk,
+            assignee_id=serializer.validated_data["user_id"],
+            user=_user(request),
+        )
 
 
 class MessageListCreate(APIView):

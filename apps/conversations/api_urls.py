@@ -28,6 +28,11 @@ urlpatterns = [
         name="conversation-close",
     ),
     path(
+        "conversations/<int:conversation_id>/assign/",
+        api.ConversationAssign.as_view(),
+        name="conversation-assign",
+    ),
+    path(
         "conversations/<int:conversation_id>/messages/",
         api.MessageListCreate.as_view(),
         name="message-list",

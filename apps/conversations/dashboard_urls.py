@@ -13,6 +13,7 @@ urlpatterns = [
     path("<int:conversation_id>/takeover/", views.conversation_takeover_view, name="takeover"),
     path("<int:conversation_id>/return/", views.conversation_return_view, name="return"),
     path("<int:conversation_id>/close/", views.conversation_close_view, name="close"),
+    path("<int:conversation_id>/assign/", views.conversation_assign_view, name="assign"),
     path("<int:conversation_id>/reply/", views.conversation_reply_view, name="reply"),
     path("<int:conversation_id>/lead/", views.lead_edit_view, name="lead"),
     path("<int:conversation_id>/erase/", views.contact_erase_view, name="erase"),

@@ -68,6 +68,11 @@ class InboxFilterForm(forms.Form):
         required=False,
         choices=[("", _("Customers")), *Conversation.Channel.choices],
     )
+    assigned = forms.ChoiceField(
+        label=_("Assigned to"),
+        required=False,
+        choices=[("", _("Anyone")), ("me", _("Assigned to me")), ("nobody", _("Unassigned"))],
+    )
     unread = forms.BooleanField(label=_("Unread only"), required=False)
     q = _search_field(_("Name, phone, email or message"))
 

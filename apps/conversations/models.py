@@ -75,6 +75,11 @@ _SYSTEM_NOTES = (
         _("Returned to the bot by %(who)s"),
     ),
     (re.compile(r"^Closed by (?P<who>.*)$", re.S), _("Closed by %(who)s")),
+    (
+        re.compile(r"^Assigned to (?P<assignee>\S+) by (?P<who>.*)$", re.S),
+        _("Assigned to %(assignee)s by %(who)s"),
+    ),
+    (re.compile(r"^Unassigned by (?P<who>.*)$", re.S), _("Unassigned by %(who)s")),
 )
 
 

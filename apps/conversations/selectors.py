@@ -17,9 +17,15 @@ def conversation_list(
     agent_id: int | None = None,
     channel: str | None = None,
     search: str | None = None,
+    assigned_to_id: int | None = None,
+    unassigned: bool = False,
 ) -> QuerySet[Conversation]:
     """The inbox. Without ``channel`` it lists real customers (simulator chats are tests)."""
     qs = Conversation.objects.select_related("contact", "assigned_to")
+    if assigned_to_id is not None:
+        qs = qs.filter(assigned_to_id=assigned_to_id)
+    if unassigned:
+        qs = qs.filter(assigned_to__isnull=True)
     if channel:
         qs = qs.filter(channel=channel)
     else:

@@ -28,6 +28,7 @@ from apps.conversations.services.delivery import (
     message_status_update,
 )
 from apps.conversations.services.handoff import (
+    conversation_assign,
     conversation_close,
     conversation_handoff,
     conversation_mark_read,
@@ -71,6 +72,7 @@ __all__ = [
     "contact_lead_fields_fill",
     "contact_update",
     "conversation_agent_assign",
+    "conversation_assign",
     "conversation_close",
     "conversation_handoff",
     "conversation_mark_read",

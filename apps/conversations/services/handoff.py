@@ -52,6 +52,30 @@ def conversation_handoff(
 
 
 @transaction.atomic
+def conversation_assign(
+    *, conversation_id: int, assignee_id: int | None, user: User | None = None
+) -> Conversation:
+    """Give the conversation to a member of the team (``None``: to nobody). The assignee must
+    be an active member of this tenant; a note in the thread says who did it."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    assignee = None
+    if assignee_id is not None:
+        assignee = User.objects.filter(pk=assignee_id, is_active=True).first()
+        if assignee is None:
+            raise ValidationError(_("Choose an active member of your team."))
+    if conversation.assigned_to_id == (assignee.pk if assignee else None):
+        return conversation
+    conversation.assigned_to = assignee
+    conversation.save(update_fields=["assigned_to"])
+    who = user.email if user is not None else "system"
+    if assignee is None:
+        _system_note(conversation, f"Unassigned by {who}")
+    else:
+        _system_note(conversation, f"Assigned to {assignee.email} by {who}")
+    return conversation
+
+
+@transaction.atomic
 def conversation_return_to_bot(*, conversation_id: int, user: User | None = None) -> Conversation:
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     if conversation.mode == Conversation.Mode.BOT:

@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from apps.accounts.models import User
 from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services import inbound_message_record
 
@@ -218,7 +219,6 @@ def test_api_contacts_conversations_messages_and_isolation(world):
 def test_a_handoff_in_the_simulator_leaves_the_replies_already_shown_alone(world):
     """The simulator shows replies in place (there is nothing to send): they are delivered at
     once, and staff taking the chat over does not turn them into cancelled ones."""
-    from apps.accounts.models import User
     from apps.conversations.services import BotReply, bot_reply_record, staff_message_send
 
     with tenant_context(world.tenant_a):
@@ -335,3 +335,57 @@ def test_times_are_shown_in_the_readers_time_zone(world):
     assert shown("Europe/Madrid") == "11:05"
     assert shown("America/Sao_Paulo") == "07:05"
     assert shown("Mars/Olympus") == "10:05"  # unknown: UTC
+
+
+def test_a_conversation_is_given_to_a_team_member_and_found_by_them(world):
+    conversation = customer_writes(world.tenant_a, "Quiero un presupuesto", wa_id="777@c.us")
+    with tenant_context(world.tenant_a):
+        staff_user = User.objects.get(email=world.staff_a.email)
+        gone = User.objects.create(email="antigua@alpha.test", role="staff", is_active=False)
+    owner = logged_in(world.owner_a)
+    page = owner.get(f"/inbox/{conversation.pk}/").content.decode()
+    assert f'<option value="{staff_user.pk}">' in page and "antigua@alpha.test" not in page
+
+    owner.post(f"/inbox/{conversation.pk}/assign/", {"assignee": str(staff_user.pk)})
+    staff = logged_in(world.staff_a)
+    mine = staff.get("/inbox/?assigned=me").content.decode()
+    assert f'data-conversation="{conversation.pk}"' in mine
+    assert (
+        f'data-conversation="{conversation.pk}"'
+        not in owner.get("/inbox/?assigned=me").content.decode()
+    )
+    thread = staff.get(f"/inbox/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert f"Asignada a {world.staff_a.email} por {world.owner_a.email}" in thread
+
+    refused = owner.post(
+        f"/inbox/{conversation.pk}/assign/", {"assignee": str(gone.pk)}, follow=True
+    )
+    assert "Choose an active member of your team." in refused.content.decode()
+    owner.post(f"/inbox/{conversation.pk}/assign/", {"assignee": ""})
+    assert (
+        f'data-conversation="{conversation.pk}"'
+        in owner.get("/inbox/?assigned=nobody").content.decode()
+    )
+
+    # The API: to the staff member, then a user id of nobody in this tenant.
+    api = owner.post(
+        f"/api/v1/conversations/{conversation.pk}/assign/",
+        {"user_id": staff_user.pk},
+        content_type="application/json",
+    )
+    assert api.status_code == 200 and api.json()["assigned_to"] == world.staff_a.email
+    unknown = owner.post(
+        f"/api/v1/conversations/{conversation.pk}/assign/",
+        {"user_id": 999999},
+        content_type="application/json",
+    )
+    assert unknown.status_code == 400
+    # Tenant B cannot give A's conversation to anyone.
+    other = logged_in(world.owner_b).post(
+        f"/api/v1/conversations/{conversation.pk}/assign/",
+        {"user_id": None},
+        content_type="application/json",
+    )
+    assert other.status_code == 404
+    with tenant_context(world.tenant_a):
+        assert Conversation.objects.get(pk=conversation.pk).assigned_to_id == staff_user.pk

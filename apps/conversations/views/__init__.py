@@ -2,6 +2,7 @@
 
 from apps.conversations.views.inbox import (
     contact_erase_view,
+    conversation_assign_view,
     conversation_close_view,
     conversation_reply_view,
     conversation_return_view,
@@ -17,6 +18,7 @@ from apps.conversations.views.leads import lead_export_view, lead_list_view
 
 __all__ = [
     "contact_erase_view",
+    "conversation_assign_view",
     "conversation_close_view",
     "conversation_reply_view",
     "conversation_return_view",

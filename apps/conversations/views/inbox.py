@@ -20,6 +20,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import User
+from apps.accounts.selectors import user_list
 from apps.conversations.forms import InboxFilterForm, LeadForm, StaffReplyForm
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import (
@@ -31,6 +32,7 @@ from apps.conversations.selectors import (
 from apps.conversations.services import (
     contact_erase,
     contact_update,
+    conversation_assign,
     conversation_close,
     conversation_handoff,
     conversation_mark_read,
@@ -80,6 +82,8 @@ def inbox_view(request: HttpRequest) -> HttpResponse:
         agent_id=filters.get("agent"),
         channel=filters.get("channel") or None,
         search=filters.get("q") or None,
+        assigned_to_id=_user(request).pk if filters.get("assigned") == "me" else None,
+        unassigned=filters.get("assigned") == "nobody",
     )[:200]
     context = {"form": form, "conversations": conversations, "query": request.GET.urlencode()}
     if request.htmx:  # type: ignore[attr-defined]
@@ -95,6 +99,11 @@ def _thread_context(request: HttpRequest, conversation: Conversation) -> dict[st
     }
 
 
+def _team() -> list[User]:
+    """Who a conversation can be given to: the tenant's active members."""
+    return list(user_list().filter(is_active=True))
+
+
 @login_required
 def conversation_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = _conversation_or_404(request, conversation_id)
@@ -102,6 +111,7 @@ def conversation_view(request: HttpRequest, conversation_id: int) -> HttpRespons
     context = _thread_context(request, conversation) | {
         "reply_form": StaffReplyForm(),
         "lead_form": LeadForm(instance=conversation.contact),
+        "team": _team(),
     }
     return render(request, "conversations/thread.html", context)
 
@@ -224,6 +234,23 @@ def conversation_takeover_view(request: HttpRequest, conversation_id: int) -> Ht
 def conversation_return_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = _conversation_or_404(request, conversation_id)
     conversation_return_to_bot(conversation_id=conversation.pk, user=_user(request))
+    return _after_action(request, conversation)
+
+
+@login_required
+@require_POST
+def conversation_assign_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Give the conversation to a team member ("" : to nobody)."""
+    conversation = _conversation_or_404(request, conversation_id)
+    chosen = request.POST.get("assignee", "")
+    try:
+        conversation_assign(
+            conversation_id=conversation.pk,
+            assignee_id=int(chosen) if chosen.isdigit() else None,
+            user=_user(request),
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
     return _after_action(request, conversation)
 
 
