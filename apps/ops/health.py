@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from django.http import HttpRequest, JsonResponse
 
 from eva.db import use_public_schema
 from eva.media import bucket_check
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -193,7 +196,14 @@ def metrics() -> dict[str, object]:
 
 def readyz(request: HttpRequest) -> JsonResponse:
     ok, checks = readiness()
-    return JsonResponse(
+    response = JsonResponse(
         {"status": "ok" if ok else "fail", "checks": checks, "metrics": metrics()},
         status=200 if ok else 503,
     )
+    if not ok:
+        # "Not ready" is the probe's answer, not a server error: one warning naming the failing
+        # checks instead of django.request's ERROR line (make run polls this while it starts).
+        failing = {name: check.get("detail") for name, check in checks.items() if not check["ok"]}
+        logger.warning("not ready: %s", failing, extra={"failing": sorted(failing)})
+        response._has_been_logged = True  # type: ignore[attr-defined]
+    return response

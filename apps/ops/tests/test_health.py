@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
@@ -33,9 +34,29 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_readyz_fails_when_redis_is_down(world, settings):
     settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
-    response = Client().get("/readyz", HTTP_HOST="localhost")
+    seen = _Records()
+    loggers = [logging.getLogger(name) for name in ("django.request", "apps.ops.health")]
+    for logger in loggers:
+        logger.addHandler(seen)
+    try:
+        response = Client().get("/readyz", HTTP_HOST="localhost")
+    finally:
+        for logger in loggers:
+            logger.removeHandler(seen)
+    # One warning naming what is not ready; no "Service Unavailable" error line.
+    assert [(r.name, r.levelname) for r in seen.records] == [("apps.ops.health", "WARNING")]
+    assert "redis" in seen.records[0].getMessage()
     body = response.json()
     assert response.status_code == 503
     assert body["status"] == "fail"
