@@ -70,6 +70,11 @@ def test_simulator_and_live_inbox_in_the_browser(
     page.select_option("#lead-form #id_stage", "qualified")
     page.click("#lead-form button[type=submit]")
     expect(page.locator("#lead-form .saved")).to_be_visible()
+    # Given to a salesperson from the side panel: the thread notes it without a reload.
+    page.select_option("#assignee", label=world.staff_a.email)
+    expect(page.locator("#thread")).to_contain_text(
+        f"Assigned to {world.staff_a.email} by {world.owner_a.email}"
+    )
 
     # Tenant B's owner, in the same browser: nothing of A's.
     page.context.clear_cookies()
