@@ -4,10 +4,11 @@ nothing of another tenant's."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 from django_tenants.utils import tenant_context
 
 from apps.conversations.models import Contact
@@ -74,11 +75,19 @@ def test_the_csv_has_every_filtered_lead_and_no_formula(world):
         stage="won",
     )
     lead_writes(world.tenant_a, "34600999000@c.us", "Carmen Núñez")
-    response = logged_in(world.owner_a).get("/leads/export.csv", HTTP_ACCEPT_LANGUAGE="es")
+    with tenant_context(world.tenant_a):
+        Contact.objects.filter(phone="+34600999000").update(
+            first_contact_at=dt.datetime(2026, 1, 15, 10, 5, tzinfo=dt.UTC)
+        )
+    owner = logged_in(world.owner_a)
+    owner.cookies["eva_tz"] = "Europe/Madrid"
+    response = owner.get("/leads/export.csv", HTTP_ACCEPT_LANGUAGE="es")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert 'filename="leads-' in response["Content-Disposition"]
-    text = b"".join(response.streaming_content).decode("utf-8")
+    # Streamed after the view returned: the request's language and zone still apply.
+    with translation.override("en"), timezone.override(dt.UTC):
+        text = b"".join(response.streaming_content).decode("utf-8")
     assert text.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     assert rows[0][:3] == ["Nombre", "Teléfono", "Correo electrónico"]
@@ -87,6 +96,7 @@ def test_the_csv_has_every_filtered_lead_and_no_formula(world):
     assert evil[0] == '\'=HYPERLINK("http://evil.example","Clic")'  # text, not a formula
     assert evil[-1] == "'-2+3" and evil[6] == "Ganado" and evil[2] == "cliente@example.com"
     assert by_phone["+34600999000"][0] == "Carmen Núñez"
+    assert by_phone["+34600999000"][9] == "2026-01-15 11:05"  # Madrid
     # Filtered like the page.
     won = logged_in(world.owner_a).get("/leads/export.csv?stage=won")
     won_rows = list(

@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Iterator
+from datetime import tzinfo
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 
@@ -56,7 +57,14 @@ class _Echo:
         return value
 
 
-def _rows(leads: Iterable[Contact]) -> Iterator[str]:
+def _rows(leads: Iterable[Contact], *, language: str, zone: tzinfo) -> Iterator[str]:
+    # Streamed after the view returned: in the request's language and time zone, whatever the
+    # server's thread has active by then.
+    with translation.override(language), timezone.override(zone):
+        yield from _written(leads)
+
+
+def _written(leads: Iterable[Contact]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield "\ufeff"  # a BOM: Excel then reads the file as UTF-8 (accents in names)
     yield writer.writerow(
@@ -106,7 +114,11 @@ def lead_export_view(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered list as CSV (every page), streamed a thousand rows at a time."""
     _form, leads = _filtered(request)
     response = StreamingHttpResponse(
-        _rows(leads.iterator(chunk_size=1000)),
+        _rows(
+            leads.iterator(chunk_size=1000),
+            language=translation.get_language(),
+            zone=timezone.get_current_timezone(),
+        ),
         content_type="text/csv; charset=utf-8",
     )
     name = f"leads-{timezone.localdate():%Y-%m-%d}.csv"
