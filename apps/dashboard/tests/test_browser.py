@@ -88,3 +88,13 @@ def test_staff_does_not_see_token_management(page, live_server_port, world):
     expect(page.locator(".mainnav")).not_to_contain_text("Team")
     response = page.goto(f"http://alpha.localhost:{live_server_port}/settings/api-tokens/")
     assert response.status == 403
+
+
+def test_the_pages_fit_a_phone_screen(page, live_server_port, world):
+    """Sales staff answer from their phones: no page scrolls sideways at 390 px (wide lists
+    scroll inside their own box)."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server_port, world.owner_a)
+    for path in ("/", "/inbox/", "/leads/", "/knowledge/", "/usage/", "/settings/team/"):
+        page.goto(f"http://alpha.localhost:{live_server_port}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
