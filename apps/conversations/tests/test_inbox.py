@@ -357,10 +357,11 @@ def test_a_conversation_is_given_to_a_team_member_and_found_by_them(world):
     thread = staff.get(f"/inbox/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
     assert f"Asignada a {world.staff_a.email} por {world.owner_a.email}" in thread
 
-    refused = owner.post(
-        f"/inbox/{conversation.pk}/assign/", {"assignee": str(gone.pk)}, follow=True
-    )
-    assert "Choose an active member of your team." in refused.content.decode()
+    for wrong in (str(gone.pk), "abc"):
+        refused = owner.post(f"/inbox/{conversation.pk}/assign/", {"assignee": wrong}, follow=True)
+        assert "Choose an active member of your team." in refused.content.decode()
+    with tenant_context(world.tenant_a):  # still hers
+        assert Conversation.objects.get(pk=conversation.pk).assigned_to_id == staff_user.pk
     owner.post(f"/inbox/{conversation.pk}/assign/", {"assignee": ""})
     assert (
         f'data-conversation="{conversation.pk}"'

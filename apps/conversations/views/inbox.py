@@ -242,11 +242,13 @@ def conversation_return_view(request: HttpRequest, conversation_id: int) -> Http
 def conversation_assign_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """Give the conversation to a team member ("" : to nobody)."""
     conversation = _conversation_or_404(request, conversation_id)
-    chosen = request.POST.get("assignee", "")
+    chosen = request.POST.get("assignee", "").strip()
     try:
+        if chosen and not chosen.isdigit():
+            raise ValidationError(_("Choose an active member of your team."))
         conversation_assign(
             conversation_id=conversation.pk,
-            assignee_id=int(chosen) if chosen.isdigit() else None,
+            assignee_id=int(chosen) if chosen else None,
             user=_user(request),
         )
     except ValidationError as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Iterator
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -105,8 +105,8 @@ def _written(leads: Iterable[Contact]) -> Iterator[str]:
         )
 
 
-def _when(moment: object) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""  # type: ignore[arg-type]
+def _when(moment: datetime | None) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 @login_required
