@@ -94,7 +94,8 @@ def team(request: HttpRequest) -> HttpResponse:
     deactivate and reactivate them, and give one who forgot theirs a new temporary password."""
     if not _user(request).can_manage:
         raise PermissionDenied(_("Only owners and admins manage the team."))
-    form = MemberForm(request.POST or None, roles=_roles_for(_user(request)))
+    roles = _roles_for(_user(request))
+    form = MemberForm(request.POST or None, roles=roles)
     if request.method == "POST" and form.is_valid():
         try:
             member, password = member_add(by=_user(request), **form.cleaned_data)
@@ -108,8 +109,8 @@ def team(request: HttpRequest) -> HttpResponse:
         "form": form,
         "members": user_list(),
         "new_password": request.session.pop(_NEW_PASSWORD, None),
-        "roles": _roles_for(_user(request)),
-        "manageable": [value for value, _label in _roles_for(_user(request))],
+        "roles": roles,
+        "manageable": [value for value, _label in roles],
     }
     return render(request, "dashboard/team.html", context)
 
@@ -127,6 +128,8 @@ def team_member(request: HttpRequest, user_id: int) -> HttpResponse:
             request.session[_NEW_PASSWORD] = [member.email, password]
         else:
             active = request.POST.get("active")
+            if active not in (None, "0", "1"):
+                raise ValidationError(_("Unknown change."))
             member_update(
                 by=_user(request),
                 user_id=user_id,

@@ -85,6 +85,9 @@ def test_a_deactivated_member_loses_sessions_and_tokens_and_can_come_back(world)
     api = Client(HTTP_HOST=world.owner_a.host, HTTP_AUTHORIZATION=f"Bearer {key}")
     assert api.get("/api/v1/me/").status_code == 200
 
+    garbled = owner.post(f"/settings/team/{user.pk}/", {"active": "yes"}, follow=True)
+    assert "Unknown change." in garbled.content.decode()
+    assert member.get("/inbox/").status_code == 200  # nothing changed
     owner.post(f"/settings/team/{user.pk}/", {"active": "0"})
     assert member.get("/inbox/").status_code == 302  # the open session ends
     assert log_in(world.owner_a.host, "temporal@alpha.test", temporary) is None
