@@ -26,6 +26,10 @@ EVA_BASE_DOMAIN = env.hostname("EVA_BASE_DOMAIN", "localhost")
 EVA_HTTPS = env.boolean("EVA_HTTPS", False)
 EVA_EXTRA_HOSTS = env.string_list("EVA_EXTRA_HOSTS")
 EVA_DEMO_SLUG = "demo"
+# Businesses create their own workspace at /signup/ on the public host; off: only the operator
+# does (manage.py tenant_create). Each client address may create this many an hour.
+EVA_SIGNUP_OPEN = env.boolean("EVA_SIGNUP_OPEN", True)
+EVA_SIGNUP_PER_HOUR = env.integer("EVA_SIGNUP_PER_HOUR", 5, minimum=1)
 
 ALLOWED_HOSTS = [EVA_BASE_DOMAIN, f".{EVA_BASE_DOMAIN}", *EVA_EXTRA_HOSTS]
 if DEBUG:

@@ -7,6 +7,7 @@ from apps.tenants import views
 
 urlpatterns = [
     path("", views.landing, name="landing"),
+    path("signup/", views.signup, name="signup"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

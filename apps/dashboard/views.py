@@ -31,6 +31,10 @@ class LoginView(auth_views.LoginView):
     authentication_form = LoginForm
     redirect_authenticated_user = True
 
+    def get_initial(self) -> dict[str, Any]:
+        # A new workspace's owner arrives from sign-up with their email in the address.
+        return {"username": self.request.GET.get("email", "")[:254]}
+
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:

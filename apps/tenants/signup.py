@@ -1,0 +1,47 @@
+"""Self-service sign-up on the public host: who may, how often, and where the new workspace is."""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+from django.utils import timezone
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address. Behind Traefik (a proxy on a private network) it is the last
+    address of X-Forwarded-For — the one Traefik appended, which a client cannot forge."""
+    peer = request.META.get("REMOTE_ADDR", "")
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    try:
+        behind_proxy = ipaddress.ip_address(peer).is_private
+    except ValueError:
+        behind_proxy = False
+    if behind_proxy and forwarded and forwarded[-1]:
+        return forwarded[-1]
+    return peer
+
+
+def rate_key(address: str) -> str:
+    """The cache key counting this hour's sign-ups from ``address``."""
+    return f"signup:{address}:{timezone.now():%Y%m%d%H}"
+
+
+def signup_allowed(request: HttpRequest) -> bool:
+    """Count one sign-up for this client address in the current hour; False once over
+    EVA_SIGNUP_PER_HOUR (then nothing is created)."""
+    key = rate_key(client_address(request))
+    cache.add(key, 0, timeout=3600)
+    return cache.incr(key) <= settings.EVA_SIGNUP_PER_HOUR
+
+
+def workspace_login_url(request: HttpRequest, slug: str, email: str) -> str:
+    """The new workspace's login page, on the same scheme and port as this request."""
+    scheme = "https" if request.is_secure() else "http"
+    port = request.get_port()
+    default = "443" if scheme == "https" else "80"
+    host = f"{slug}.{settings.EVA_BASE_DOMAIN}" + ("" if port == default else f":{port}")
+    return f"{scheme}://{host}/login/?" + urlencode({"welcome": 1, "email": email})
