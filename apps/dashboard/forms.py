@@ -2,14 +2,45 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+
+from eva.clients import client_address
+
+LOGIN_FAILURES_ALLOWED = 10
+LOGIN_LOCKOUT_S = 15 * 60
 
 
 class LoginForm(AuthenticationForm):
+    """Email and password; after LOGIN_FAILURES_ALLOWED wrong passwords for one email from one
+    address within LOGIN_LOCKOUT_S, that pair is refused until the window ends (the tenant's
+    schema is part of the cache key: one workspace's failures never lock another's)."""
+
     username = forms.EmailField(
         label=_("Email"),
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
+
+    def clean(self) -> dict[str, Any]:
+        key = self._failures_key()
+        if cache.get(key, 0) >= LOGIN_FAILURES_ALLOWED:
+            raise ValidationError(
+                _("Too many failed attempts. Try again in %(minutes)s minutes.")
+                % {"minutes": LOGIN_LOCKOUT_S // 60},
+                code="throttled",
+            )
+        try:
+            return super().clean()
+        except ValidationError:
+            cache.add(key, 0, timeout=LOGIN_LOCKOUT_S)
+            cache.incr(key)
+            raise
+
+    def _failures_key(self) -> str:
+        email = str(self.cleaned_data.get("username") or self.data.get("username") or "")
+        address = client_address(self.request) if self.request is not None else ""
+        return f"login-failures:{address}:{email.strip().lower()[:254]}"
 
 
 class ApiTokenForm(forms.Form):

@@ -11,7 +11,8 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
 from apps.tenants.models import Tenant
-from apps.tenants.signup import client_address, rate_key
+from apps.tenants.signup import rate_key
+from eva.clients import client_address
 
 pytestmark = pytest.mark.django_db
 
