@@ -304,7 +304,7 @@ def test_django_image_is_multi_stage_pinned_non_root_and_healthchecked() -> None
 
 def test_gateway_image_has_debian_chromium_non_root_and_a_session_volume() -> None:
     text = dockerfile("gateway-node/Dockerfile")
-    assert re.search(r"^ARG NODE_IMAGE=node:20\.\d+\.\d+-bookworm-slim$", text, re.MULTILINE)
+    assert re.search(r"^ARG NODE_IMAGE=node:24\.\d+\.\d+-bookworm-slim$", text, re.MULTILINE)
     assert re.search(r"apt-get install[^\n]*\\\n(\s+\S+\s*\\\n)*\s+chromium", text)
     assert "PUPPETEER_SKIP_DOWNLOAD=1" in text and "CHROMIUM_PATH=/usr/bin/chromium" in text
     assert "npm ci --omit=dev" in text
