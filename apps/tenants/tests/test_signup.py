@@ -92,6 +92,7 @@ def test_a_weak_password_is_refused_in_the_readers_language(world):
         .content.decode()
     )
     assert "Esta contraseña es demasiado común." in page
+    assert "común. Esta contraseña es completamente numérica." in page  # one reason after another
     similar = public().post("/signup/", GOOD | {"password": "duena@mueblessol"}).content.decode()
     assert "too similar" in similar
     assert not Tenant.objects.filter(slug="muebles-sol").exists()
