@@ -25,10 +25,12 @@ def signup_allowed(request: HttpRequest) -> bool:
     return cache.incr(key) <= settings.EVA_SIGNUP_PER_HOUR
 
 
-def workspace_login_url(request: HttpRequest, slug: str, email: str) -> str:
-    """The new workspace's login page, on the same scheme and port as this request."""
+def workspace_login_url(
+    request: HttpRequest, slug: str, query: dict[str, object] | None = None
+) -> str:
+    """A workspace's login page, on the same scheme and port as this request."""
     scheme = "https" if request.is_secure() else "http"
     port = request.get_port()
     default = "443" if scheme == "https" else "80"
     host = f"{slug}.{settings.EVA_BASE_DOMAIN}" + ("" if port == default else f":{port}")
-    return f"{scheme}://{host}/login/?" + urlencode({"welcome": 1, "email": email})
+    return f"{scheme}://{host}/login/" + (f"?{urlencode(query)}" if query else "")

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from apps.tenants.forms import SignupForm
+from apps.tenants.models import Tenant
 from apps.tenants.services import TenantError
 from apps.tenants.signup import signup_allowed, workspace_login_url
 
@@ -17,7 +18,20 @@ logger = logging.getLogger(__name__)
 
 
 def landing(request: HttpRequest) -> HttpResponse:
-    context = {"base_domain": settings.EVA_BASE_DOMAIN, "signup_open": settings.EVA_SIGNUP_OPEN}
+    """The public site; ``?workspace=<slug>`` takes a returning user to their workspace's login."""
+    wanted = request.GET.get("workspace", "").strip().lower()
+    not_found = False
+    if wanted:
+        tenant = Tenant.objects.filter(slug=wanted).exclude(schema_name="public").first()
+        if tenant is not None:
+            return HttpResponseRedirect(workspace_login_url(request, tenant.slug))
+        not_found = True
+    context = {
+        "base_domain": settings.EVA_BASE_DOMAIN,
+        "signup_open": settings.EVA_SIGNUP_OPEN,
+        "wanted": wanted,
+        "not_found": not_found,
+    }
     return render(request, "tenants/landing.html", context)
 
 
@@ -48,7 +62,11 @@ def signup(request: HttpRequest) -> HttpResponse:
             else:
                 logger.info("workspace created by sign-up", extra={"tenant": onboarded.tenant.slug})
                 return HttpResponseRedirect(
-                    workspace_login_url(request, onboarded.tenant.slug, onboarded.owner.email)
+                    workspace_login_url(
+                        request,
+                        onboarded.tenant.slug,
+                        {"welcome": 1, "email": onboarded.owner.email},
+                    )
                 )
     context = {"form": form, "base_domain": settings.EVA_BASE_DOMAIN}
     return render(request, "tenants/signup.html", context)

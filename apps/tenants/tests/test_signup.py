@@ -124,3 +124,11 @@ def test_the_client_address_behind_the_proxy_is_the_one_it_appended():
     assert client_address(proxied) == "198.51.100.20"  # the client cannot forge the last one
     direct = factory.get("/", REMOTE_ADDR="93.184.216.34", HTTP_X_FORWARDED_FOR="6.6.6.6")
     assert client_address(direct) == "93.184.216.34"  # not behind a proxy: the header is ignored
+
+
+def test_a_returning_user_finds_their_workspace_from_the_public_site(world):
+    found = public().get("/?workspace=Alpha")
+    assert found.status_code == 302 and found["Location"] == "http://alpha.localhost/login/"
+    missing = public().get("/?workspace=nadie", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Ningún espacio de trabajo tiene esa dirección." in missing
+    assert public().get("/?workspace=public").status_code == 200  # the platform's own schema
