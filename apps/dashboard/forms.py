@@ -1,3 +1,4 @@
+import logging
 from typing import Any
 
 from django import forms
@@ -7,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from eva.clients import client_address
+
+logger = logging.getLogger(__name__)
 
 LOGIN_FAILURES_ALLOWED = 10
 LOGIN_LOCKOUT_S = 15 * 60
@@ -24,7 +27,7 @@ class LoginForm(AuthenticationForm):
 
     def clean(self) -> dict[str, Any]:
         key = self._failures_key()
-        if cache.get(key, 0) >= LOGIN_FAILURES_ALLOWED:
+        if self._failures(key) >= LOGIN_FAILURES_ALLOWED:
             raise ValidationError(
                 _("Too many failed attempts. Try again in %(minutes)s minutes.")
                 % {"minutes": LOGIN_LOCKOUT_S // 60},
@@ -33,9 +36,25 @@ class LoginForm(AuthenticationForm):
         try:
             return super().clean()
         except ValidationError:
+            self._count_failure(key)
+            raise
+
+    @staticmethod
+    def _failures(key: str) -> int:
+        # Redis down must not lock everyone out of the dashboard: the count is then skipped.
+        try:
+            return int(cache.get(key, 0))
+        except Exception:
+            logger.warning("login failures not read (cache unreachable)", exc_info=True)
+            return 0
+
+    @staticmethod
+    def _count_failure(key: str) -> None:
+        try:
             cache.add(key, 0, timeout=LOGIN_LOCKOUT_S)
             cache.incr(key)
-            raise
+        except Exception:
+            logger.warning("login failure not counted (cache unreachable)", exc_info=True)
 
     def _failures_key(self) -> str:
         email = str(self.cleaned_data.get("username") or self.data.get("username") or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -10,6 +11,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from eva.clients import client_address
+
+logger = logging.getLogger(__name__)
 
 
 def rate_key(address: str) -> str:
@@ -21,8 +24,14 @@ def signup_allowed(request: HttpRequest) -> bool:
     """Count one sign-up for this client address in the current hour; False once over
     EVA_SIGNUP_PER_HOUR (then nothing is created)."""
     key = rate_key(client_address(request))
-    cache.add(key, 0, timeout=3600)
-    return cache.incr(key) <= settings.EVA_SIGNUP_PER_HOUR
+    try:
+        cache.add(key, 0, timeout=3600)
+        return cache.incr(key) <= settings.EVA_SIGNUP_PER_HOUR
+    except Exception:
+        # Redis down: the count is skipped rather than every sign-up refused (the rest of the
+        # sign-up needs only the database).
+        logger.warning("sign-up not counted (cache unreachable)", exc_info=True)
+        return True
 
 
 def workspace_login_url(
