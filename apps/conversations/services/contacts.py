@@ -93,10 +93,15 @@ def contact_erase(*, contact_id: int) -> ContactErased:
 def _erase_files(refs: set[str]) -> None:
     """Delete stored files no remaining message refers to (a failure is logged, not raised: the
     rows are gone already and an orphan file is found by nobody)."""
+    if not refs:
+        return
     storage = shared_storage()
-    for ref in refs:
-        if Message.objects.filter(media__ref=ref).exists():
-            continue
+    # One query for all of them (media keys are content-addressed: another customer may have
+    # sent the same file, or staff sent it to someone else too).
+    still_used = set(
+        Message.objects.filter(media__ref__in=sorted(refs)).values_list("media__ref", flat=True)
+    )
+    for ref in refs - still_used:
         try:
             key = tenant_media_key(ref)
         except ValueError:
