@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -405,3 +406,14 @@ def s3_media(s3_server: S3Server, settings: Any) -> Iterator[tuple[S3Server, str
     for item in objects:
         client.delete_object(Bucket=bucket, Key=item["Key"])
     client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def unreachable_cache(settings: Any) -> None:
+    """Django's cache pointed at a local port nothing listens on (Redis down, for the cache)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    settings.CACHES = {
+        "default": settings.CACHES["default"] | {"LOCATION": f"redis://127.0.0.1:{closed}/0"}
+    }

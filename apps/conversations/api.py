@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.utils.translation import gettext as _
+from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
@@ -223,12 +222,10 @@ class ContactDetail(APIView):
     def delete(self, request: Request, contact_id: int) -> Response:
         """Erase the customer: contact, conversations, messages and their files (owners and
         admins; a data-protection request)."""
-        if not _user(request).can_manage:
-            raise PermissionDenied(_("Only owners and admins erase a customer's data."))
         contact = contact_get_for_user(user=_user(request), contact_id=contact_id)
         if contact is None:
             return _not_found("contact")
-        contact_erase(contact_id=contact.pk)
+        contact_erase(contact_id=contact.pk, by=_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -6,9 +6,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
+from apps.accounts.models import User
 from apps.conversations.models import Contact, Conversation, Message
 from eva.media import STORAGE_ERRORS, shared_storage, tenant_media_key
 
@@ -67,14 +69,17 @@ class ContactErased:
 
 
 @transaction.atomic
-def contact_erase(*, contact_id: int) -> ContactErased:
+def contact_erase(*, contact_id: int, by: User) -> ContactErased:
     """Erase a customer (a data-protection request): their contact, conversations and messages,
     and once that is committed the media files only their messages used (a file staff also sent
-    someone else — stored once, content-addressed — stays). Raises Contact.DoesNotExist.
+    someone else — stored once, content-addressed — stays). Owners and admins only
+    (PermissionDenied for anyone else); raises Contact.DoesNotExist.
 
     Not erased: usage records (no message text), dead letters (an operator's tool; they expire
     with ``dlq purge``) and what WhatsApp itself keeps on the business's phone.
     """
+    if not by.can_manage:
+        raise PermissionDenied(_("Only owners and admins erase a customer's data."))
     contact = Contact.objects.select_for_update().get(pk=contact_id)
     messages = Message.objects.filter(conversation__contact=contact)
     refs = {

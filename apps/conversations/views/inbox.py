@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -320,10 +320,8 @@ def lead_edit_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
 @require_POST
 def contact_erase_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """Erase the conversation's customer (owners and admins: a data-protection request)."""
-    if not _user(request).can_manage:
-        raise PermissionDenied(_("Only owners and admins erase a customer's data."))
     conversation = _conversation_or_404(request, conversation_id)
-    erased = contact_erase(contact_id=conversation.contact_id)
+    erased = contact_erase(contact_id=conversation.contact_id, by=_user(request))
     conversations = ngettext(
         "%(count)s conversation", "%(count)s conversations", erased.conversations
     ) % {"count": erased.conversations}

@@ -12,15 +12,9 @@ from django_tenants.utils import tenant_context
 
 from apps.accounts.models import User
 from apps.accounts.services import api_token_create
+from apps.conversations.tests.test_inbox import logged_in
 
 pytestmark = pytest.mark.django_db
-
-
-def logged_in(persona) -> Client:
-    client = Client(HTTP_HOST=persona.host)
-    response = client.post("/login/", {"username": persona.email, "password": persona.password})
-    assert response.status_code == 302
-    return client
 
 
 def log_in(host: str, email: str, password: str) -> Client | None:
