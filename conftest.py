@@ -209,12 +209,15 @@ def worker_process(
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process on every queue, against the test database and Valkey."""
+    """A real Celery worker process on every queue but ``webhooks``, against the test database
+    and Valkey. Webhook tests start their own worker on that queue, configured to post to the
+    local receivers they run (private addresses, plain HTTP, short backoff)."""
     from eva.celery import QUEUES, app
 
     app.control.purge()
+    queues = [queue for queue in QUEUES if queue != "webhooks"]
     with worker_process(
-        queues=",".join(QUEUES), node=f"test-{os.getpid()}@{os.uname().nodename}"
+        queues=",".join(queues), node=f"test-{os.getpid()}@{os.uname().nodename}"
     ) as worker:
         yield worker
 

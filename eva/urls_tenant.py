@@ -12,6 +12,7 @@ urlpatterns = [
     path("leads/", include("apps.conversations.leads_urls")),
     path("whatsapp/", include("apps.channels.dashboard_urls")),
     path("usage/", include("apps.ai.dashboard_urls")),
+    path("settings/webhooks/", include("apps.webhooks.dashboard_urls")),
     path("", include("apps.dashboard.urls")),
 ]
 

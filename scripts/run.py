@@ -150,7 +150,7 @@ def main() -> int:
         "web": subprocess.Popen(
             [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env
         ),
-        "worker": worker("agent,embedding,dlq", "eva", 2),
+        "worker": worker("agent,embedding,dlq,webhooks", "eva", 2),
         # Voice notes get their own process (one Whisper model in memory) so two of them
         # never hold up agent replies.
         "worker-transcription": worker("transcription", "transcription", 1),

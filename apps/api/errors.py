@@ -32,7 +32,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, MediaStorageUnavailable):
         exc = Unavailable(str(exc))
     elif isinstance(exc, ValidationError):
-        exc = exceptions.ValidationError(exc.messages)
+        # A service's errors by field stay by field ("fields" in the body).
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        )
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

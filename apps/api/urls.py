@@ -14,6 +14,7 @@ v1: list[URLPattern | URLResolver] = [
     path("", include("apps.conversations.api_urls")),
     path("", include("apps.agents.api_urls")),
     path("", include("apps.channels.api_urls")),
+    path("", include("apps.webhooks.api_urls")),
 ]
 
 app_name = "api"

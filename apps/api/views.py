@@ -105,6 +105,7 @@ class ApiRoot(APIView):
             {
                 "me": link("api:v1:me"),
                 "tokens": link("api:v1:token-list"),
+                "webhooks": link("api:v1:webhook-list"),
                 "schema": link("api:schema"),
                 "docs": link("api:docs"),
             }

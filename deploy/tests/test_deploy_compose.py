@@ -30,6 +30,7 @@ EXPECTED_SERVICES = {
     "worker-embedding",
     "worker-transcription",
     "worker-dlq",
+    "worker-webhooks",
     "beat",
     "consumer",
     "gateway",
@@ -44,7 +45,7 @@ ONE_OFF = {"migrate"}
 # Loki's image is distroless (no shell, no HTTP client), so Docker cannot probe it from inside;
 # Promtail and Grafana depend on it with service_started and retry on their own.
 NO_CONTAINER_HEALTHCHECK = {"loki"}
-QUEUES = {"agent", "embedding", "transcription", "dlq"}
+QUEUES = {"agent", "embedding", "transcription", "dlq", "webhooks"}
 APP_SERVICES = {"web", "beat", "consumer"} | {f"worker-{q}" for q in QUEUES}
 
 # Keys the Compose Specification allows on a service (the subset a typo would most likely miss).

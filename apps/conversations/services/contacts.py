@@ -12,11 +12,22 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.conversations.models import Contact, Conversation, Message
+from apps.webhooks.events import Event, contact_payload
+from apps.webhooks.services import webhook_emit
 from eva.media import STORAGE_ERRORS, shared_storage, tenant_media_key
 
 logger = logging.getLogger(__name__)
 
 LEAD_FIELDS = ("name", "email", "company", "interest", "budget", "notes")
+
+
+def _lead_announce(contact: Contact, changed: list[str]) -> None:
+    """Tell the business's systems (webhooks); simulator contacts are the business's own tests."""
+    if changed and not contact.is_simulated:
+        webhook_emit(
+            event=Event.LEAD_UPDATED,
+            data={"contact": contact_payload(contact), "changed": sorted(changed)},
+        )
 
 
 @transaction.atomic
@@ -26,10 +37,15 @@ def contact_update(*, contact: Contact, **fields: Any) -> Contact:
     unknown = set(fields) - allowed
     if unknown:
         raise ValidationError(f"Unknown contact fields: {', '.join(sorted(unknown))}.")
+    changed = []
     for name, value in fields.items():
-        setattr(contact, name, value if value is not None else "")
+        value = value if value is not None else ""
+        if getattr(contact, name) != value:
+            changed.append(name)
+        setattr(contact, name, value)
     contact.full_clean(exclude=["wa_id", "wa_ids"])
     contact.save(update_fields=[*fields, "updated_at"])
+    _lead_announce(contact, changed)
     return contact
 
 
@@ -53,6 +69,7 @@ def contact_lead_fields_fill(*, contact_id: int, values: dict[str, str]) -> list
             contact.stage = Contact.Stage.QUALIFIED
             filled.append("stage")
         contact.save(update_fields=[*filled, "updated_at"])
+        _lead_announce(contact, filled)
     return filled
 
 

@@ -15,6 +15,14 @@ from apps.conversations.services._thread import _touch
 from apps.conversations.services.attachments import attachment_store
 from apps.conversations.services.delivery import _cancel_pending_bot_replies, _deliver_on_commit
 from apps.conversations.services.replies import _first_status
+from apps.webhooks.events import Event, conversation_payload
+from apps.webhooks.services import webhook_emit
+
+
+def _announce(conversation: Conversation, event: Event) -> None:
+    """Tell the business's systems (webhooks); simulator chats are the business's own tests."""
+    if not conversation.contact.is_simulated:
+        webhook_emit(event=event, data={"conversation": conversation_payload(conversation)})
 
 
 def _system_note(conversation: Conversation, text: str) -> Message:
@@ -48,6 +56,7 @@ def conversation_handoff(
     conversation.save(update_fields=fields)
     _cancel_pending_bot_replies(conversation)
     _system_note(conversation, f"Handed to a human: {reason}"[:500])
+    _announce(conversation, Event.CONVERSATION_HANDED_OFF)
     return conversation
 
 
@@ -109,6 +118,7 @@ def conversation_close(*, conversation_id: int, user: User | None = None) -> Con
         _cancel_pending_bot_replies(conversation)
         who = user.email if user is not None else "system"
         _system_note(conversation, f"Closed by {who}")
+        _announce(conversation, Event.CONVERSATION_CLOSED)
     return conversation
 
 
