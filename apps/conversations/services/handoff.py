@@ -19,7 +19,7 @@ from apps.webhooks.events import Event, conversation_payload
 from apps.webhooks.services import webhook_emit
 
 
-def _announce(conversation: Conversation, event: Event) -> None:
+def announce(conversation: Conversation, event: Event) -> None:
     """Tell the business's systems (webhooks); simulator chats are the business's own tests."""
     if not conversation.contact.is_simulated:
         webhook_emit(event=event, data={"conversation": conversation_payload(conversation)})
@@ -56,7 +56,7 @@ def conversation_handoff(
     conversation.save(update_fields=fields)
     _cancel_pending_bot_replies(conversation)
     _system_note(conversation, f"Handed to a human: {reason}"[:500])
-    _announce(conversation, Event.CONVERSATION_HANDED_OFF)
+    announce(conversation, Event.CONVERSATION_HANDED_OFF)
     return conversation
 
 
@@ -118,7 +118,7 @@ def conversation_close(*, conversation_id: int, user: User | None = None) -> Con
         _cancel_pending_bot_replies(conversation)
         who = user.email if user is not None else "system"
         _system_note(conversation, f"Closed by {who}")
-        _announce(conversation, Event.CONVERSATION_CLOSED)
+        announce(conversation, Event.CONVERSATION_CLOSED)
     return conversation
 
 
@@ -168,6 +168,7 @@ def staff_message_send(
             update_fields=["mode", "human_until", "handoff_reason", "handoff_at", "assigned_to"]
         )
         _cancel_pending_bot_replies(conversation)
+        announce(conversation, Event.CONVERSATION_HANDED_OFF)
     message = Message.objects.create(
         conversation=conversation,
         direction=Message.Direction.OUT,

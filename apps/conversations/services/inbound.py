@@ -24,6 +24,8 @@ from apps.conversations.models import Contact, Conversation, Message
 from apps.conversations.services._thread import _preview, _touch
 from apps.conversations.services.consent import _apply_consent, _consent_word
 from apps.conversations.services.delivery import _cancel_pending_bot_replies
+from apps.conversations.services.handoff import announce
+from apps.webhooks.events import Event
 
 _INBOUND_KINDS = {Message.Kind.TEXT, Message.Kind.AUDIO, Message.Kind.IMAGE, Message.Kind.DOCUMENT}
 _CHANNELS = frozenset(Conversation.Channel.values)
@@ -564,7 +566,8 @@ def business_message_record(
         return InboundRecord(message=message, created=False)
     if conversation.mode != Conversation.Mode.CLOSED:
         hold_until = now + timedelta(minutes=settings.EVA_HUMAN_HOLD_MINUTES)
-        if conversation.mode == Conversation.Mode.BOT or conversation.human_until is not None:
+        taken_over = conversation.mode == Conversation.Mode.BOT
+        if taken_over or conversation.human_until is not None:
             # A human mode set by staff (no end time) stays open-ended.
             conversation.human_until = hold_until
         conversation.mode = Conversation.Mode.HUMAN
@@ -572,6 +575,8 @@ def business_message_record(
         conversation.handoff_at = now
         conversation.save(update_fields=["mode", "human_until", "handoff_reason", "handoff_at"])
         _cancel_pending_bot_replies(conversation)
+        if taken_over:
+            announce(conversation, Event.CONVERSATION_HANDED_OFF)
     _touch(conversation, message, unread=False)
     return InboundRecord(message=message, created=True)
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from apps.accounts.models import User
 from apps.conversations.services import (
+    business_message_record,
     contact_update,
     conversation_close,
     conversation_handoff,
+    staff_message_send,
 )
 from apps.conversations.tests.test_inbox import logged_in
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -193,6 +196,35 @@ def test_what_makes_a_delivery_and_what_does_not(world, django_capture_on_commit
         lead = WebhookDelivery.objects.get(endpoint=leads)
         assert lead.payload["data"]["changed"] == ["stage"]
         assert lead.payload["data"]["contact"]["stage"] == "won"
+
+
+def test_staff_or_the_business_phone_taking_a_conversation_over_is_a_handoff(world):
+    _endpoint(world.tenant_a, world.owner_a.email, ["conversation.handed_off"])
+    by_staff = customer_writes(world.tenant_a)
+    by_phone = customer_writes(world.tenant_a)
+    with tenant_context(world.tenant_a):
+        owner = User.objects.get(email=world.owner_a.email)
+        for text in ("Hola, soy Marta, de la tienda.", "¿Le va bien el jueves?"):
+            staff_message_send(conversation_id=by_staff.pk, author=owner, text=text)
+        for n in range(2):  # the business writes twice from its own phone
+            business_message_record(
+                channel_ref="main",
+                contact_wa_id=by_phone.contact.wa_id,
+                contact_phone=None,
+                external_id=f"wamid.phone-{by_phone.pk}-{n}",
+                kind="text",
+                text="Le atiendo yo.",
+                media=None,
+                sent_at=timezone.now(),
+            )
+        sent = WebhookDelivery.objects.order_by("id")
+        conversations = [delivery.payload["data"]["conversation"] for delivery in sent]
+    # Once each: the second message finds the conversation with a person already.
+    assert [(c["id"], c["handoff_reason"]) for c in conversations] == [
+        (by_staff.pk, "staff replied"),
+        (by_phone.pk, "business replied from its phone"),
+    ]
+    assert conversations[0]["assigned_to"] == world.owner_a.email
 
 
 def test_an_address_that_turns_private_after_it_was_saved_is_not_posted_to(world, settings):
