@@ -18,6 +18,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -202,6 +203,16 @@ def webhook_redeliver(*, delivery_id: int) -> WebhookDelivery:
     delivery.save(update_fields=["status"])
     _enqueue_on_commit([delivery.pk])
     return delivery
+
+
+def webhook_deliveries_forget_contact(*, contact_id: int) -> int:
+    """Delete the deliveries that carry a customer's details (their erasure): sent or not, they
+    hold the name, phone and email. Returns how many were deleted."""
+    about = Q(payload__data__contact__id=contact_id) | Q(
+        payload__data__conversation__contact__id=contact_id
+    )
+    deleted, _by_model = WebhookDelivery.objects.filter(about).delete()
+    return deleted
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import User
 from apps.conversations.models import Contact, Conversation, Message
 from apps.webhooks.events import Event, contact_payload
-from apps.webhooks.services import webhook_emit
+from apps.webhooks.services import webhook_deliveries_forget_contact, webhook_emit
 from eva.media import STORAGE_ERRORS, shared_storage, tenant_media_key
 
 logger = logging.getLogger(__name__)
@@ -92,8 +92,10 @@ def contact_erase(*, contact_id: int, by: User) -> ContactErased:
     someone else — stored once, content-addressed — stays). Owners and admins only
     (PermissionDenied for anyone else); raises Contact.DoesNotExist.
 
-    Not erased: usage records (no message text), dead letters (an operator's tool; they expire
-    with ``dlq purge``) and what WhatsApp itself keeps on the business's phone.
+    Also erased: webhook deliveries carrying their details (what the business's own systems
+    received is theirs to erase). Not erased: usage records (no message text), dead letters (an
+    operator's tool; they expire with ``dlq purge``) and what WhatsApp itself keeps on the
+    business's phone.
     """
     if not by.can_manage:
         raise PermissionDenied(_("Only owners and admins erase a customer's data."))
@@ -105,6 +107,7 @@ def contact_erase(*, contact_id: int, by: User) -> ContactErased:
         if isinstance(media, dict) and media.get("ref")
     }
     counted = messages.count()
+    webhook_deliveries_forget_contact(contact_id=contact.pk)
     messages.delete()
     conversations, _by_model = Conversation.objects.filter(contact=contact).delete()
     contact.delete()

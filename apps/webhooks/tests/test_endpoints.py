@@ -12,6 +12,7 @@ from django_tenants.utils import tenant_context
 from apps.accounts.models import User
 from apps.conversations.services import (
     business_message_record,
+    contact_erase,
     contact_update,
     conversation_close,
     conversation_handoff,
@@ -225,6 +226,23 @@ def test_staff_or_the_business_phone_taking_a_conversation_over_is_a_handoff(wor
         (by_phone.pk, "business replied from its phone"),
     ]
     assert conversations[0]["assigned_to"] == world.owner_a.email
+
+
+def test_erasing_a_customer_erases_the_events_that_carry_their_details(world):
+    _endpoint(world.tenant_a, world.owner_a.email, ALL_EVENTS)
+    erased, kept = customer_writes(world.tenant_a), customer_writes(world.tenant_a)
+    with tenant_context(world.tenant_a):
+        for conversation in (erased, kept):
+            conversation_handoff(
+                conversation_id=conversation.pk, reason="customer asked for a person"
+            )
+            contact_update(contact=conversation.contact, email="lucia@example.com")
+        assert WebhookDelivery.objects.count() == 4
+        contact_erase(contact_id=erased.contact_id, by=User.objects.get(email=world.owner_a.email))
+        left = list(WebhookDelivery.objects.order_by("id"))
+    assert [delivery.event for delivery in left] == ["conversation.handed_off", "lead.updated"]
+    assert left[0].payload["data"]["conversation"]["contact"]["id"] == kept.contact_id
+    assert left[1].payload["data"]["contact"]["id"] == kept.contact_id
 
 
 def test_an_address_that_turns_private_after_it_was_saved_is_not_posted_to(world, settings):
