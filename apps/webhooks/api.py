@@ -116,7 +116,9 @@ class WebhookEndpointDetail(APIView):
         )
         return Response(WebhookEndpointSerializer(endpoint).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, endpoint_id: int) -> Response:
+        """Delete the endpoint and its deliveries (those not yet sent are not sent)."""
         services.webhook_endpoint_delete(endpoint_id=_endpoint(endpoint_id).pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
