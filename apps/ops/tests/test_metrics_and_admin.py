@@ -43,7 +43,14 @@ def test_readyz_reports_queue_depths_dead_letters_and_the_inbound_stream(world, 
     finally:
         client.xgroup_destroy(stream, group)
     metrics = body["metrics"]
-    assert set(metrics["queues"]) == {"agent", "embedding", "transcription", "dlq", "unacked"}
+    assert set(metrics["queues"]) == {
+        "agent",
+        "embedding",
+        "transcription",
+        "dlq",
+        "webhooks",
+        "unacked",
+    }
     assert all(isinstance(depth, int) for depth in metrics["queues"].values())
     assert metrics["dead_letters"]["new"] == before["new"] + 1
     assert metrics["dead_letters"]["last_hour"] == before["last_hour"] + 1
