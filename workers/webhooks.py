@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django_tenants.utils import tenant_context
 
+from apps.tenants.selectors import tenant_list
 from apps.webhooks.models import WebhookDelivery
-from apps.webhooks.services import webhook_delivery_attempt
+from apps.webhooks.services import webhook_deliveries_sweep, webhook_delivery_attempt
 from eva.celery import app
-from workers.base import TenantBoundTask, backoff_delay
+from workers.base import PlatformTask, TenantBoundTask, backoff_delay
 
 
 @app.task(name="workers.webhooks.deliver_webhook", base=TenantBoundTask, bind=True)
@@ -36,3 +38,23 @@ def deliver_webhook(self: Any, delivery_id: int) -> str:
         )
         raise self.retry(countdown=countdown, max_retries=attempts - 1)
     return str(attempt.delivery.status)
+
+
+@app.task(
+    name="workers.webhooks.sweep_deliveries",
+    base=PlatformTask,
+    dead_letters=False,
+    max_retries=0,
+    # A sweep stuck longer than an interval is pointless: the next tick starts a fresh one.
+    expires=600,
+)
+def sweep_deliveries() -> dict[str, int]:
+    """Every tenant's webhook housekeeping (``webhook_deliveries_sweep``); a deactivated
+    tenant's deliveries age out too."""
+    deleted = requeued = 0
+    for tenant in tenant_list():
+        with tenant_context(tenant):
+            swept = webhook_deliveries_sweep()
+        deleted += swept.deleted
+        requeued += swept.requeued
+    return {"deleted": deleted, "requeued": requeued}

@@ -13,8 +13,10 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import connection, transaction
@@ -213,6 +215,44 @@ def webhook_deliveries_forget_contact(*, contact_id: int) -> int:
     )
     deleted, _by_model = WebhookDelivery.objects.filter(about).delete()
     return deleted
+
+
+@dataclass(frozen=True)
+class Swept:
+    deleted: int  # delivered or failed, older than the retention
+    requeued: int  # pending with no attempt for longer than any retry waits
+
+
+def webhook_deliveries_sweep() -> Swept:
+    """Housekeeping of this tenant's deliveries (beat runs it for every tenant):
+
+    * delivered and failed deliveries older than ``EVA_WEBHOOK_KEEP_DAYS`` are deleted (the
+      history the dashboard shows is for the latest; payloads hold customers' details);
+    * a pending delivery with no attempt for longer than the longest backoff plus a margin has
+      no task left to send it (the queue did not answer when it was made, or the task was lost
+      with its worker): it is handed to the queue again. At worst a receiver gets an event twice,
+      with the same event id.
+    """
+    now = timezone.now()
+    old = now - timedelta(days=settings.EVA_WEBHOOK_KEEP_DAYS)
+    deleted, _by_model = WebhookDelivery.objects.filter(
+        created_at__lt=old,
+        status__in=[WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.FAILED],
+    ).delete()
+    quiet = now - timedelta(
+        seconds=2 * (settings.EVA_WEBHOOK_RETRY_BACKOFF_MAX + settings.EVA_WEBHOOK_TIMEOUT) + 300
+    )
+    stale = list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
+        .filter(
+            Q(last_attempt_at__lt=quiet) | Q(last_attempt_at__isnull=True, created_at__lt=quiet)
+        )
+        .values_list("pk", flat=True)[:1000]
+    )
+    if stale:
+        with transaction.atomic():
+            _enqueue_on_commit(stale)
+    return Swept(deleted=deleted, requeued=len(stale))
 
 
 @dataclass(frozen=True)

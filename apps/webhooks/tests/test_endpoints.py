@@ -265,3 +265,46 @@ def test_an_address_that_turns_private_after_it_was_saved_is_not_posted_to(world
         assert receiver.requests == []
     finally:
         receiver.server.shutdown()
+
+
+def test_the_sweep_ages_out_old_deliveries_and_requeues_lost_ones(
+    world, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from workers.webhooks import sweep_deliveries
+
+    endpoint = _endpoint(world.tenant_a, world.owner_a.email, ["lead.updated"])
+    beta = _endpoint(world.tenant_b, world.owner_b.email, ["lead.updated"])
+    now = timezone.now()
+
+    def made(tenant, for_endpoint, status: str, age: timedelta, attempted: timedelta | None):
+        with tenant_context(tenant):
+            delivery = WebhookDelivery.objects.create(
+                endpoint=for_endpoint, event="lead.updated", payload={}, status=status
+            )
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(
+                created_at=now - age,
+                last_attempt_at=None if attempted is None else now - attempted,
+            )
+            return delivery.pk
+
+    days, minutes = timedelta(days=1), timedelta(minutes=1)
+    old_done = made(world.tenant_a, endpoint, "delivered", 31 * days, 31 * days)
+    old_failed = made(world.tenant_a, endpoint, "failed", 40 * days, 39 * days)
+    recent_failed = made(world.tenant_a, endpoint, "failed", 2 * days, 2 * days)
+    lost = made(world.tenant_a, endpoint, "pending", 3 * 60 * minutes, None)  # never tried
+    stalled = made(world.tenant_a, endpoint, "pending", 5 * days, 2 * 60 * minutes)
+    retrying = made(world.tenant_a, endpoint, "pending", 20 * minutes, 10 * minutes)
+    old_beta = made(world.tenant_b, beta, "delivered", 31 * days, 31 * days)
+
+    with django_capture_on_commit_callbacks() as queued:
+        swept = sweep_deliveries.apply().get()
+    assert swept == {"deleted": 3, "requeued": 2}
+    assert len(queued) == 1  # the two lost ones, handed over together
+    with tenant_context(world.tenant_a):
+        left = set(WebhookDelivery.objects.values_list("pk", flat=True))
+    assert left == {recent_failed, lost, stalled, retrying}
+    assert old_done not in left and old_failed not in left
+    with tenant_context(world.tenant_b):
+        assert not WebhookDelivery.objects.filter(pk=old_beta).exists()
