@@ -36,6 +36,7 @@ from apps.conversations.services import (
     conversation_agent_assign,
     conversation_handoff,
     conversation_relevance_note,
+    lead_field_open,
 )
 from apps.knowledge.retrieval import RetrievedChunk, search_chunks
 
@@ -333,7 +334,10 @@ def _language_of(payload: dict[str, Any], fallback: str) -> str:
 
 def _fill_leads(contact: Any, values: dict[str, str]) -> list[str]:
     # Skip the locked write when there is nothing new to fill (most turns).
-    if not any(v and not getattr(contact, k, "") for k, v in values.items()):
+    if not any(
+        v and lead_field_open(contact, k) and getattr(contact, k, "") != v
+        for k, v in values.items()
+    ):
         return []
     filled = contact_lead_fields_fill(contact_id=contact.pk, values=values)
     for name in filled:

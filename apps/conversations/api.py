@@ -69,6 +69,7 @@ class ContactSerializer(serializers.ModelSerializer):
             "wa_id",
             "phone",
             "name",
+            "name_source",
             "language",
             "email",
             "company",
@@ -84,6 +85,7 @@ class ContactSerializer(serializers.ModelSerializer):
         read_only_fields = [
             "id",
             "wa_id",
+            "name_source",
             "opted_out",
             "opted_out_at",
             "first_contact_at",

@@ -30,7 +30,23 @@ class Contact(models.Model):
     wa_id = models.CharField(_("WhatsApp id"), max_length=100, unique=True)
     wa_ids = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     phone = models.CharField(_("phone"), max_length=20, blank=True, help_text=_("E.164"))
+
+    class NameSource(models.TextChoices):
+        PROFILE = "profile", _("WhatsApp profile")
+        CUSTOMER = "customer", _("the customer")
+        STAFF = "staff", _("staff")
+
     name = models.CharField(_("name"), max_length=150, blank=True)
+    # Where ``name`` came from. A WhatsApp profile name ("Ana 🌸", a shop's label, the
+    # simulator's) gives way to the name the customer states; neither overwrites what staff typed.
+    # db_default: eva_inbound_messages inserts contacts without naming this column.
+    name_source = models.CharField(
+        _("name from"),
+        max_length=10,
+        choices=NameSource.choices,
+        default=NameSource.PROFILE,
+        db_default=NameSource.PROFILE,
+    )
     language = models.CharField(_("language"), max_length=10, blank=True)
     email = models.EmailField(_("email"), blank=True)
     company = models.CharField(_("company"), max_length=150, blank=True)

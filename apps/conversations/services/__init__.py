@@ -17,6 +17,7 @@ from apps.conversations.services.contacts import (
     contact_language_set,
     contact_lead_fields_fill,
     contact_update,
+    lead_field_open,
 )
 from apps.conversations.services.delivery import (
     DELIVERY_TASK,
@@ -84,6 +85,7 @@ __all__ = [
     "inbound_messages_prepare",
     "inbound_messages_record",
     "inbound_messages_send",
+    "lead_field_open",
     "message_command_assign",
     "message_delivery_ack",
     "message_is_sendable",

@@ -43,32 +43,50 @@ def contact_update(*, contact: Contact, **fields: Any) -> Contact:
         if getattr(contact, name) != value:
             changed.append(name)
         setattr(contact, name, value)
+    saved = [*fields, "updated_at"]
+    if "name" in changed:
+        contact.name_source = Contact.NameSource.STAFF  # never replaced by what the bot hears
+        saved.append("name_source")
     contact.full_clean(exclude=["wa_id", "wa_ids"])
-    contact.save(update_fields=[*fields, "updated_at"])
+    contact.save(update_fields=saved)
     _lead_announce(contact, changed)
     return contact
 
 
+def lead_field_open(contact: Contact, name: str) -> bool:
+    """Whether what the customer says may fill the lead field ``name``: it is empty, or it is
+    the name and that came from the WhatsApp profile (not from the customer or staff)."""
+    if name == "name" and contact.name_source == Contact.NameSource.PROFILE:
+        return True
+    return not getattr(contact, name, "")
+
+
 @transaction.atomic
 def contact_lead_fields_fill(*, contact_id: int, values: dict[str, str]) -> list[str]:
-    """Fill empty lead fields with values the model extracted (the engine only passes values the
-    customer actually wrote). Never overwrites what staff or an earlier turn set. Returns the
-    names of the fields filled."""
+    """Fill open lead fields (``lead_field_open``) with values the model extracted (the engine
+    only passes values the customer actually wrote). Never overwrites what staff or an earlier
+    turn set; a name the customer states replaces the WhatsApp profile's. Returns the names of
+    the fields filled."""
     contact = Contact.objects.select_for_update().get(pk=contact_id)
     filled = []
+    saved = []
     for name in LEAD_FIELDS:
         value = (values.get(name) or "").strip()
-        if not value or getattr(contact, name):
-            continue
         max_length = getattr(Contact._meta.get_field(name), "max_length", None)
-        setattr(contact, name, value[:max_length] if max_length else value)
+        value = value[:max_length] if max_length else value
+        if not value or not lead_field_open(contact, name) or getattr(contact, name) == value:
+            continue
+        setattr(contact, name, value)
         filled.append(name)
+        if name == "name":
+            contact.name_source = Contact.NameSource.CUSTOMER
+            saved.append("name_source")
     if filled:
         if contact.stage == Contact.Stage.NEW and ({"email", "budget"} & set(filled)):
             # Contact details or a budget mean the lead engaged: qualified, for the sales team.
             contact.stage = Contact.Stage.QUALIFIED
             filled.append("stage")
-        contact.save(update_fields=[*filled, "updated_at"])
+        contact.save(update_fields=[*filled, *saved, "updated_at"])
         _lead_announce(contact, filled)
     return filled
 

@@ -35,6 +35,10 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
     def wait(self, count: int, timeout: float = 30) -> list[Received]:
         deadline = time.monotonic() + timeout
         while len(self.requests) < count:

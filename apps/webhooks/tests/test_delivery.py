@@ -61,7 +61,7 @@ def receiver(settings) -> Iterator[Receiver]:
     settings.EVA_WEBHOOK_ALLOW_HTTP = True
     receiver = receiver_start()
     yield receiver
-    receiver.server.shutdown()
+    receiver.stop()
 
 
 @pytest.fixture

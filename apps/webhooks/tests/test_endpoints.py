@@ -264,7 +264,7 @@ def test_an_address_that_turns_private_after_it_was_saved_is_not_posted_to(world
         assert "127.0.0.1 is a private or local address" in attempt.delivery.error
         assert receiver.requests == []
     finally:
-        receiver.server.shutdown()
+        receiver.stop()
 
 
 def test_the_sweep_ages_out_old_deliveries_and_requeues_lost_ones(
