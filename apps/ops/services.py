@@ -18,6 +18,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, get_tenant_model, schema_context
 
@@ -57,6 +59,29 @@ def _event(dead_letter: DeadLetter, kind: str) -> dict[str, Any]:
         "task_id": dead_letter.task_id,
         "at": dead_letter.last_failed_at.isoformat(),
     }
+
+
+def dead_letters_forget(*, tenant_schema: str, mentions: list[str]) -> int:
+    """Delete ``tenant_schema``'s stream dead letters whose entry names any of ``mentions`` (a
+    customer's WhatsApp ids, for their erasure: such an entry holds what they wrote). Tasks'
+    dead letters hold ids only and stay; so do entries no tenant was found for (whose they are
+    was never known). Returns how many were deleted."""
+    mentions = [mention for mention in mentions if mention]
+    if not tenant_schema or tenant_schema == get_public_schema_name() or not mentions:
+        return 0
+    # An id stands after a quote in the stored JSON (escaped or not: the entry's event is often
+    # JSON kept as a string), so "34600@c.us" does not match "134600@c.us".
+    named = Q()
+    for mention in mentions:
+        named |= Q(payload_text__contains=f'"{mention}')
+    with _public():
+        deleted, _by_model = (
+            DeadLetter.objects.filter(source=DeadLetter.Source.STREAM, tenant_schema=tenant_schema)
+            .annotate(payload_text=Cast("payload", output_field=TextField()))
+            .filter(named)
+            .delete()
+        )
+    return deleted
 
 
 def dead_letter_record(

@@ -12,8 +12,10 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.conversations.models import Contact, Conversation, Message
+from apps.ops.services import dead_letters_forget
 from apps.webhooks.events import Event, contact_payload
 from apps.webhooks.services import webhook_deliveries_forget_contact, webhook_emit
+from eva.db import current_schema
 from eva.media import STORAGE_ERRORS, shared_storage, tenant_media_key
 
 logger = logging.getLogger(__name__)
@@ -111,9 +113,10 @@ def contact_erase(*, contact_id: int, by: User) -> ContactErased:
     (PermissionDenied for anyone else); raises Contact.DoesNotExist.
 
     Also erased: webhook deliveries carrying their details (what the business's own systems
-    received is theirs to erase). Not erased: usage records (no message text), dead letters (an
-    operator's tool; they expire with ``dlq purge``) and what WhatsApp itself keeps on the
-    business's phone.
+    received is theirs to erase) and this tenant's stream dead letters naming their WhatsApp
+    ids (raw inbound events, with what they wrote). Not erased: usage records (no message
+    text), task dead letters (ids only), entries no tenant was found for, and what WhatsApp
+    itself keeps on the business's phone.
     """
     if not by.can_manage:
         raise PermissionDenied(_("Only owners and admins erase a customer's data."))
@@ -126,6 +129,7 @@ def contact_erase(*, contact_id: int, by: User) -> ContactErased:
     }
     counted = messages.count()
     webhook_deliveries_forget_contact(contact_id=contact.pk)
+    dead_letters_forget(tenant_schema=current_schema(), mentions=[contact.wa_id, *contact.wa_ids])
     messages.delete()
     conversations, _by_model = Conversation.objects.filter(contact=contact).delete()
     contact.delete()

@@ -74,3 +74,41 @@ def test_the_api_erases_a_customer_for_owners_only(
         assert owner.delete(f"/api/v1/contacts/{contact_id}/").status_code == 204
     assert owner.get(f"/api/v1/contacts/{contact_id}/").status_code == 404
     assert not (root / own).exists()
+
+
+def test_erasure_takes_the_tenants_dead_letters_that_hold_what_the_customer_wrote(
+    world, two_customers
+):
+    import json
+
+    from apps.ops.models import DeadLetter
+    from apps.ops.services import dead_letter_record
+
+    _root, _own, note, _other = two_customers
+
+    def buried(schema: str, wa_id: str, text: str, source: str = "stream") -> int:
+        event = {"type": "message", "from": wa_id, "text": text, "tenant_schema": schema}
+        payload = (
+            {"stream": "eva:inbound", "entry_id": "1-0", "fields": {"event": json.dumps(event)}}
+            if source == "stream"
+            else {"args": [note.pk], "kwargs": {}}
+        )
+        return dead_letter_record(
+            source=source, name="consume_inbound.message", payload=payload,
+            tenant_schema=schema, error="boom", attempts=5,
+        ).pk  # fmt: skip
+
+    theirs = buried("alpha", "34600000001@c.us", "Mi DNI es 12345678Z")
+    someone_else = buried("alpha", "134600000001@c.us", "Otro cliente")  # the id inside another
+    other_customer = buried("alpha", "34600000002@c.us", "Hola")
+    other_tenant = buried("beta", "34600000001@c.us", "Hola Beta")
+    task = buried("alpha", "", "", source="task")
+
+    with tenant_context(world.tenant_a):
+        contact_id = Conversation.objects.get(pk=note.conversation_id).contact_id
+    owner = logged_in(world.owner_a)
+    assert owner.delete(f"/api/v1/contacts/{contact_id}/").status_code == 204
+
+    left = set(DeadLetter.objects.values_list("pk", flat=True))
+    assert theirs not in left
+    assert {someone_else, other_customer, other_tenant, task} <= left
