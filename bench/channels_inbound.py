@@ -280,6 +280,30 @@ class CpuAccount:
         return text
 
 
+def _pin_parse(value: str) -> list[set[int] | None]:
+    """``--pin``: four CPU numbers or '-' (any)."""
+    if not value:
+        return []
+    parts = value.split(",")
+    try:
+        cpus = [None if part.strip() == "-" else {int(part)} for part in parts]
+    except ValueError:
+        cpus = []
+    if len(cpus) != 4 or any(c is not None and not c <= os.sched_getaffinity(0) for c in cpus):
+        raise SystemExit(f"--pin wants four CPUs of {sorted(os.sched_getaffinity(0))} or '-'")
+    return cpus
+
+
+_EVERYWHERE = os.sched_getaffinity(0)
+
+
+def _place(pin: list[set[int] | None], pids: tuple[int | None, ...]) -> None:
+    """Keep each process on its CPU (None: anywhere again)."""
+    for pid, cpus in zip(pids, pin, strict=True):
+        if pid:
+            os.sched_setaffinity(pid, cpus or _EVERYWHERE)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per paced measurement")
@@ -297,6 +321,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="entries per read (EVA default)")
     parser.add_argument(
         "--history", type=int, default=20000, help="messages stored before measuring"
+    )
+    parser.add_argument(
+        "--pin",
+        default="",
+        metavar="C,P,V,G",
+        help="CPU for the consumer, its PostgreSQL backend, Valkey and this process (the "
+        "gateway) during the paced runs, '-' for any: e.g. 0,1,0,1 (servers on this machine)",
     )
     args = parser.parse_args()
 
@@ -316,10 +347,12 @@ def main() -> None:
     from apps.tenants.models import WhatsAppSessionIndex
 
     batch = args.batch or settings.EVA_INBOUND_BATCH
+    pin = _pin_parse(args.pin)
     print("Setting up a throwaway database…", flush=True)
     old = setup_databases(verbosity=0, interactive=False)
     client = redis_client()
     stream = contract.inbound_stream()
+    valkey_pid: int | None = None
     try:
         tenant = tenant_onboard(
             slug="bench", name="Bench", owner_email="owner@bench.test", owner_password=None
@@ -362,7 +395,6 @@ def main() -> None:
         results: list[tuple[str, str, float, float, str, str, float | None]] = []
         # The CPU time of the servers is read from /proc when they run on this machine.
         local_database = is_local_host(str(settings.DATABASES["default"]["HOST"]))
-        valkey_pid = None
         if is_local_host(client.connection_pool.connection_kwargs.get("host")):
             valkey_pid = int(client.info("server")["process_id"])
         for rate in [float(r) for r in args.rates.split(",")]:
@@ -376,6 +408,8 @@ def main() -> None:
                 warmup = int(rate * args.warmup)
                 count = int(rate * args.seconds)
                 process, pipe, backend = start_consumer(mode, group, warmup + count, batch, warmup)
+                if pin:
+                    _place(pin, (process.pid, backend, valkey_pid, os.getpid()))
                 account = CpuAccount(
                     {
                         "consumer": (process.pid, "python"),
@@ -433,6 +467,9 @@ def main() -> None:
                     )
                 )
 
+        if pin:  # the drains run unplaced (their consumers are forked from this process)
+            _place([None] * 4, (None, None, valkey_pid, os.getpid()))
+
         # Alternated, --drain-rounds times: raw Redis alone varies by half from one drain to the
         # next on a shared machine; the medians are compared.
         drains: dict[str, list[float]] = {"raw": [], "EVA": []}
@@ -482,6 +519,8 @@ def main() -> None:
             contract.validate(event)
             validation.append((time.perf_counter() - begin) * 1000)
     finally:
+        if pin and valkey_pid:  # a server outlives the benchmark: never leave it pinned
+            _place([None] * 4, (None, None, valkey_pid, None))
         client.delete(stream)
         connection.set_schema_to_public()
         teardown_databases(old, verbosity=0)
@@ -492,6 +531,7 @@ def main() -> None:
         f"{args.seconds:g} s after {args.warmup:g} s of warm-up; "
         f"TENANT_LIMIT_SET_CALLS={settings.TENANT_LIMIT_SET_CALLS}"
         f"; load average {os.getloadavg()[0]:.2f}"
+        + (f"; pinned (consumer, PostgreSQL, Valkey, gateway) to {args.pin}" if pin else "")
     )
     print("XADD → stored and committed (raw: read and acknowledged):")
     print(f"{'rate':>8} {'path':>5} {'p50 ms':>8} {'p99 ms':>8}")
