@@ -3,37 +3,20 @@ is never replaced by what the bot hears."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from apps.agents.engine import conversation_reply
 from apps.agents.services import agent_create
+from apps.agents.tests.test_engine_turns import say
 from apps.conversations.models import Contact
-from apps.conversations.services import (
-    contact_lead_fields_fill,
-    contact_update,
-    inbound_message_record,
-)
+from apps.conversations.services import contact_lead_fields_fill, contact_update
 
 pytestmark = pytest.mark.django_db
 
 
 def writes(text: str, *, profile_name: str | None, wa_id: str):
-    return inbound_message_record(
-        channel="whatsapp",
-        channel_ref="main",
-        contact_wa_id=wa_id,
-        contact_phone=None,
-        contact_name=profile_name,
-        external_id=f"wamid.{uuid.uuid4().hex}",
-        kind="text",
-        text=text,
-        media=None,
-        sent_at=timezone.now(),
-    )
+    return say(text, wa_id=wa_id, contact_name=profile_name)
 
 
 def test_the_name_a_customer_states_replaces_their_profile_name(world):
