@@ -308,3 +308,24 @@ def test_the_sweep_ages_out_old_deliveries_and_requeues_lost_ones(
     assert old_done not in left and old_failed not in left
     with tenant_context(world.tenant_b):
         assert not WebhookDelivery.objects.filter(pk=old_beta).exists()
+
+
+def test_a_workspace_has_at_most_ten_endpoints(world):
+    owner = logged_in(world.owner_a)
+    for _ in range(10):
+        _endpoint(world.tenant_a, world.owner_a.email, ["lead.updated"])
+    refused = owner.post(
+        "/api/v1/webhooks/",
+        {"url": "https://93.184.215.14/eleventh", "events": ["lead.updated"]},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "A workspace has at most 10 webhook endpoints."
+    page = owner.post(
+        "/settings/webhooks/", {"url": "https://93.184.215.14/eleventh", "events": ["lead.updated"]}
+    )
+    assert "A workspace has at most 10 webhook endpoints." in page.content.decode()
+    with tenant_context(world.tenant_a):
+        assert WebhookEndpoint.objects.count() == 10
+    # Another workspace's count is its own.
+    assert _endpoint(world.tenant_b, world.owner_b.email, ["lead.updated"]).pk
