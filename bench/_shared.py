@@ -1,11 +1,13 @@
-"""Pieces every benchmark needs: a percentile, where the CPU went, and chunks written fast (COPY)
-for retrieval."""
+"""Pieces every benchmark needs: a percentile, where the CPU went, how idle CPUs wait, and chunks
+written fast (COPY) for retrieval."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterable
+import struct
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
@@ -43,6 +45,78 @@ def host_cpu_ticks() -> tuple[int, int] | None:
         return None
     # user nice system idle iowait irq softirq steal (guest time is counted in user already)
     return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+# How an idle virtual CPU waits for work. A KVM guest with the cpuidle-haltpoll driver spins up to
+# guest_halt_poll_ns before it halts (Linux's default: 200 µs; adaptive); a halted virtual CPU
+# costs a trip through the hypervisor to wake, and the wait counts as steal. Holding
+# /dev/cpu_dma_latency at 0 keeps idle CPUs polling, never halting (tuned's approach).
+HALT_POLL_NS = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
+CPUIDLE_DRIVER = "/sys/devices/system/cpu/cpuidle/current_driver"
+DMA_LATENCY = "/dev/cpu_dma_latency"
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as file:
+            return file.read().strip()
+    except OSError:
+        return None
+
+
+def idle_describe() -> str:
+    """How this machine's idle CPUs wait, in a few words, for a benchmark's header."""
+    text = f"cpuidle driver {_read(CPUIDLE_DRIVER) or 'none'}"
+    poll_ns = _read(HALT_POLL_NS)
+    if poll_ns is not None:
+        us = int(poll_ns) // 1000
+        text += f", guest halt polling {f'up to {us} µs' if us else 'off'}"
+    return text
+
+
+@contextlib.contextmanager
+def idle_polling(setting: str) -> Iterator[None]:
+    """While inside, idle CPUs poll for work instead of halting: ``setting`` is "" (unchanged),
+    "always" (``/dev/cpu_dma_latency`` held at 0: never halt; let go when the process ends,
+    however it ends) or a number of microseconds (the guest halt-polling window; the previous
+    value is written back on the way out). Needs root. Raises SystemExit with the reason when
+    the machine cannot do it."""
+    if not setting:
+        yield
+        return
+    if setting == "always":
+        try:
+            fd = os.open(DMA_LATENCY, os.O_WRONLY)
+        except OSError as exc:
+            raise SystemExit(f"--idle-poll always: cannot open {DMA_LATENCY} ({exc})") from exc
+        try:
+            os.write(fd, struct.pack("i", 0))
+            yield
+        finally:
+            os.close(fd)
+        return
+    try:
+        window_ns = int(setting) * 1000
+    except ValueError:
+        window_ns = -1
+    if window_ns < 0:
+        raise SystemExit("--idle-poll wants 'always' or a number of microseconds")
+    before = _read(HALT_POLL_NS)
+    if before is None:
+        raise SystemExit(
+            f"--idle-poll {setting}: no {HALT_POLL_NS} (not a KVM guest with the cpuidle-haltpoll "
+            "driver); 'always' works wherever /dev/cpu_dma_latency does"
+        )
+    try:
+        with open(HALT_POLL_NS, "w") as file:
+            file.write(str(window_ns))
+    except OSError as exc:
+        raise SystemExit(f"--idle-poll {setting}: cannot write {HALT_POLL_NS} ({exc})") from exc
+    try:
+        yield
+    finally:
+        with open(HALT_POLL_NS, "w") as file:
+            file.write(before)
 
 
 def is_local_host(host: str | None) -> bool:

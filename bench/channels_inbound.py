@@ -44,7 +44,14 @@ from pathlib import Path
 from typing import Any
 
 # bench/ is this script's own directory, first on sys.path
-from _shared import host_cpu_ticks, is_local_host, percentile, process_cpu_s
+from _shared import (
+    host_cpu_ticks,
+    idle_describe,
+    idle_polling,
+    is_local_host,
+    percentile,
+    process_cpu_s,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eva.settings")
@@ -329,8 +336,20 @@ def main() -> None:
         help="CPU for the consumer, its PostgreSQL backend, Valkey and this process (the "
         "gateway) during the paced runs, '-' for any: e.g. 0,1,0,1 (servers on this machine)",
     )
+    parser.add_argument(
+        "--idle-poll",
+        default="",
+        metavar="US|always",
+        help="during the run, idle CPUs poll for work before halting: up to US microseconds "
+        "(KVM guest halt polling; Linux's default is 200) or 'always' (never halt); the "
+        "machine's setting is put back afterwards. Needs root",
+    )
     args = parser.parse_args()
+    with idle_polling(args.idle_poll):
+        measure(args)
 
+
+def measure(args: argparse.Namespace) -> None:
     import django
 
     django.setup()
@@ -532,6 +551,8 @@ def main() -> None:
         f"TENANT_LIMIT_SET_CALLS={settings.TENANT_LIMIT_SET_CALLS}"
         f"; load average {os.getloadavg()[0]:.2f}"
         + (f"; pinned (consumer, PostgreSQL, Valkey, gateway) to {args.pin}" if pin else "")
+        + "; idle CPUs: "
+        + ("poll, never halt" if args.idle_poll == "always" else idle_describe())
     )
     print("XADD → stored and committed (raw: read and acknowledged):")
     print(f"{'rate':>8} {'path':>5} {'p50 ms':>8} {'p99 ms':>8}")
