@@ -53,6 +53,7 @@ SHARED_APPS = [
     "django.contrib.messages",
     "django.contrib.admin",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # "5 minutes ago" / "hace 5 minutos" in the inbox
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",

@@ -337,6 +337,25 @@ def test_times_are_shown_in_the_readers_time_zone(world):
     assert shown("Mars/Olympus") == "10:05"  # unknown: UTC
 
 
+def test_the_inbox_says_how_long_ago_in_the_readers_language(world):
+    import datetime as dt
+
+    conversation = customer_writes(world.tenant_a, "¿Siguen abiertos?")
+    with tenant_context(world.tenant_a):
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_message_at=timezone.now() - dt.timedelta(hours=5, minutes=10)
+        )
+    staff = logged_in(world.staff_a)
+
+    def when(language: str) -> str:
+        page = staff.get("/inbox/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        row = re.search(rf'data-conversation="{conversation.pk}".*?</tr>', page, re.S)[0]
+        return re.search(r"<time [^>]*>([^<]+)</time>", row)[1].replace("\xa0", " ")
+
+    assert when("en") == "5 hours ago"
+    assert when("es") == "hace 5 horas"
+
+
 def test_a_conversation_is_given_to_a_team_member_and_found_by_them(world):
     conversation = customer_writes(world.tenant_a, "Quiero un presupuesto", wa_id="777@c.us")
     with tenant_context(world.tenant_a):
