@@ -356,6 +356,31 @@ def test_the_inbox_says_how_long_ago_in_the_readers_language(world):
     assert when("es") == "hace 5 horas"
 
 
+def test_the_inbox_shows_every_conversation_a_page_at_a_time(world):
+    from apps.conversations.views.inbox import PAGE_SIZE
+
+    total = PAGE_SIZE + 7
+    for n in range(total):
+        customer_writes(world.tenant_a, f"Hola {n}", wa_id=f"3460000{n:04d}@c.us")
+    staff = logged_in(world.staff_a)
+
+    def rows(page: str, **headers: str) -> tuple[list[str], str]:
+        html = staff.get(f"/inbox/?mode=bot&page={page}", **headers).content.decode()
+        return re.findall(r"<td>Hola (\d+)</td>", html), html
+
+    first, html = rows("1")
+    assert first == [str(n) for n in range(total - 1, total - 1 - PAGE_SIZE, -1)]  # newest first
+    assert "Page 1 of 2" in html
+    assert 'href="?mode=bot&amp;page=2"' in html  # the filters stay on the next page
+    second, html = rows("2")
+    assert second == [str(n) for n in range(6, -1, -1)]
+    # The rows refresh themselves on the page shown; the pager is not part of them.
+    assert 'hx-get="/inbox/?mode=bot&amp;page=2"' in html
+    refreshed, partial = rows("2", HTTP_HX_REQUEST="true")
+    assert refreshed == second and "pager" not in partial
+    assert rows("99")[0] == second  # past the end: the last page
+
+
 def test_a_conversation_is_given_to_a_team_member_and_found_by_them(world):
     conversation = customer_writes(world.tenant_a, "Quiero un presupuesto", wa_id="777@c.us")
     with tenant_context(world.tenant_a):

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.files import File
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -49,6 +50,7 @@ from eva.media import (
 )
 
 logger = logging.getLogger(__name__)
+PAGE_SIZE = 50  # conversations a page of the inbox shows, newest first
 
 
 def _user(request: HttpRequest) -> User:
@@ -84,8 +86,18 @@ def inbox_view(request: HttpRequest) -> HttpResponse:
         search=filters.get("q") or None,
         assigned_to_id=_user(request).pk if filters.get("assigned") == "me" else None,
         unassigned=filters.get("assigned") == "nobody",
-    )[:200]
-    context = {"form": form, "conversations": conversations, "query": request.GET.urlencode()}
+    )
+    page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
+    pager_query = request.GET.copy()
+    pager_query.pop("page", None)
+    context = {
+        "form": form,
+        "conversations": page,
+        "page": page,
+        # The rows refresh themselves with the same filters and page; the pager keeps the filters.
+        "query": request.GET.urlencode(),
+        "pager_query": pager_query.urlencode(),
+    }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "conversations/_rows.html", context)
     return render(request, "conversations/inbox.html", context)
