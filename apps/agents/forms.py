@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import zoneinfo
+from functools import cache
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.agents.models import Agent
@@ -20,6 +23,33 @@ WEEKDAYS = [
 ]
 
 
+# The editor's sections, in order; every field of the form is in exactly one.
+FIELDSETS = (
+    (_("Who the agent is"), ("name", "persona", "tone", "instructions", "greeting")),
+    (_("Selling"), ("sales_goals",)),
+    (_("Language"), ("language_policy", "default_language")),
+    (
+        _("Knowledge and model"),
+        ("knowledge_scope", "document_ids", "model_route", "max_reply_chars"),
+    ),
+    (
+        _("Handing over to a person"),
+        ("handoff_on_request", "handoff_keywords", "handoff_low_relevance_turns", "min_relevance"),
+    ),
+    (
+        _("Business hours"),
+        ("handoff_outside_hours", "hours_start", "hours_end", "business_days", "timezone"),
+    ),
+    (_("Status"), ("is_active", "is_default")),
+)
+
+
+@cache
+def time_zones() -> list[str]:
+    """The IANA time zones this server knows, for the editor's suggestions."""
+    return sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
+
+
 def _document_choices() -> list[tuple[int, str]]:
     # The knowledge app lists the tenant's documents; agents may import knowledge.
     from apps.knowledge.selectors import document_list
@@ -33,13 +63,13 @@ class AgentForm(forms.ModelForm):
     sales_goals = forms.MultipleChoiceField(
         label=_("Sales goals"),
         choices=Agent.Goal.choices,
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "choices"}),
         required=False,
     )
     document_ids = forms.TypedMultipleChoiceField(
         label=_("Documents"),
         coerce=int,
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "choices"}),
         required=False,
         help_text=_("Used when the knowledge scope is “Chosen documents”."),
     )
@@ -53,7 +83,7 @@ class AgentForm(forms.ModelForm):
         label=_("Business days"),
         choices=WEEKDAYS,
         coerce=int,
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "choices"}),
         required=False,
     )
 
@@ -65,6 +95,8 @@ class AgentForm(forms.ModelForm):
             "instructions": forms.Textarea(attrs={"rows": 5}),
             "hours_start": forms.TimeInput(attrs={"type": "time"}),
             "hours_end": forms.TimeInput(attrs={"type": "time"}),
+            # Any IANA zone is accepted (the service checks it); the list only suggests.
+            "timezone": forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -74,6 +106,17 @@ class AgentForm(forms.ModelForm):
         documents.choices = _document_choices()
         if self.instance.pk and not self.is_bound:
             self.initial["handoff_keywords"] = ", ".join(self.instance.handoff_keywords)
+        elif not self.is_bound:
+            # A new agent keeps the hours of the place the person creating it is in (the
+            # browser's zone, eva.middleware.BrowserTimeZoneMiddleware), not UTC.
+            self.initial.setdefault("timezone", timezone.get_current_timezone_name())
+
+    def zone_suggestions(self) -> list[str]:
+        return time_zones()
+
+    def fieldsets(self) -> list[tuple[str, list[forms.BoundField]]]:
+        """The fields by section, for the template."""
+        return [(str(legend), [self[name] for name in names]) for legend, names in FIELDSETS]
 
     def clean_handoff_keywords(self) -> list[str]:
         raw = self.cleaned_data.get("handoff_keywords") or ""

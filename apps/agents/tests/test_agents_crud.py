@@ -147,6 +147,37 @@ def test_dashboard_crud_and_isolation(world):
         assert not Agent.objects.filter(name="Marta").exists()
 
 
+def test_the_agent_editor_groups_every_field_and_starts_in_the_browsers_time_zone(world):
+    import re
+
+    from apps.agents.services import AGENT_FIELDS
+
+    owner = logged_in(world.owner_a)
+    owner.cookies["eva_tz"] = "America/Sao_Paulo"  # set by the dashboard's script
+    html = owner.get("/agents/new/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    legends = re.findall(r"<legend>([^<]+)</legend>", html)
+    assert legends == [
+        "Quién es el agente",
+        "Ventas",
+        "Idioma",
+        "Conocimiento y modelo",
+        "Traspaso a una persona",
+        "Horario laboral",
+        "Estado",
+    ]
+    shown = re.findall(r'<div class="field field-([a-z_]+)">', html)
+    assert sorted(shown) == sorted(AGENT_FIELDS)  # every field, once
+    zone = re.search(r'<input[^>]*name="timezone"[^>]*>', html)[0]
+    assert 'value="America/Sao_Paulo"' in zone and 'list="time-zones"' in zone
+    assert '<option value="Europe/Madrid">' in html  # suggested, not imposed
+
+    # An agent being edited keeps its own zone, whatever the browser's.
+    with tenant_context(world.tenant_a):
+        agent = Agent.objects.create(name="Zona", timezone="Europe/Lisbon")
+    html = owner.get(f"/agents/{agent.pk}/edit/").content.decode()
+    assert 'value="Europe/Lisbon"' in re.search(r'<input[^>]*name="timezone"[^>]*>', html)[0]
+
+
 def test_refusals_speak_the_users_language(world):
     """A Spanish-speaking owner reads why a change was refused in Spanish (API and inbox)."""
     from django.core.exceptions import ValidationError
