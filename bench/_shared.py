@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import signal
 import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -112,11 +113,18 @@ def idle_polling(setting: str) -> Iterator[None]:
             file.write(str(window_ns))
     except OSError as exc:
         raise SystemExit(f"--idle-poll {setting}: cannot write {HALT_POLL_NS} ({exc})") from exc
+    # A benchmark stopped with SIGTERM (kill, timeout) puts the value back too.
+    stopped = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         yield
     finally:
+        signal.signal(signal.SIGTERM, stopped)
         with open(HALT_POLL_NS, "w") as file:
             file.write(before)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
 
 
 def is_local_host(host: str | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import _shared
@@ -31,6 +32,14 @@ def test_idle_polling_puts_the_old_window_back_when_the_run_fails(halt_poll: Pat
     with pytest.raises(RuntimeError), _shared.idle_polling("1000"):
         raise RuntimeError("the benchmark failed")
     assert halt_poll.read_text() == "200000"
+
+
+def test_idle_polling_puts_the_old_window_back_when_the_run_is_terminated(halt_poll: Path) -> None:
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit, match="stopped by signal"), _shared.idle_polling("5000"):
+        os.kill(os.getpid(), signal.SIGTERM)  # `kill` or `timeout` stopping the benchmark
+    assert halt_poll.read_text().strip() == "0"
+    assert signal.getsignal(signal.SIGTERM) == handler  # the handler is given back
 
 
 @pytest.mark.parametrize("setting", ["-5", "5ms", "fast"])
