@@ -29,7 +29,9 @@ class StaffReplyForm(forms.Form):
         label=_("Reply"),
         max_length=4096,
         required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
+        widget=forms.Textarea(
+            attrs={"rows": 2, "placeholder": _("Write to the customer…"), "aria-label": _("Reply")}
+        ),
     )
     attachment = forms.FileField(
         label=_("Attach a file"),

@@ -276,6 +276,15 @@ def test_evas_own_handoff_reasons_are_shown_in_the_readers_language(world):
         assert conversation.handoff_reason_display == "staff replied"
 
 
+def test_the_reply_box_says_what_it_is_for_in_the_readers_language(world):
+    conversation = customer_writes(world.tenant_a, "¿Tienen envío a Sevilla?")
+    staff = logged_in(world.staff_a)
+    for language, hint in (("es", "Escriba al cliente…"), ("en", "Write to the customer…")):
+        page = staff.get(f"/inbox/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE=language)
+        box = re.search(r'<textarea name="text"[^>]*>', page.content.decode())[0]
+        assert f'placeholder="{hint}"' in box
+
+
 def test_evas_notes_in_a_thread_are_shown_in_the_readers_language(world):
     from apps.conversations.services import (
         conversation_close,
