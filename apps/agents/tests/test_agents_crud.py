@@ -3,11 +3,14 @@ never sees tenant A's agents."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django_tenants.utils import tenant_context
 
 from apps.agents.models import Agent
+from apps.agents.services import AGENT_FIELDS
 
 pytestmark = pytest.mark.django_db
 
@@ -148,10 +151,6 @@ def test_dashboard_crud_and_isolation(world):
 
 
 def test_the_agent_editor_groups_every_field_and_starts_in_the_browsers_time_zone(world):
-    import re
-
-    from apps.agents.services import AGENT_FIELDS
-
     owner = logged_in(world.owner_a)
     owner.cookies["eva_tz"] = "America/Sao_Paulo"  # set by the dashboard's script
     html = owner.get("/agents/new/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
