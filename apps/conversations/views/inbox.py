@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -40,6 +39,7 @@ from apps.conversations.services import (
     conversation_return_to_bot,
     staff_message_send,
 )
+from apps.conversations.views.paging import page_of
 from eva.media import (
     STORAGE_ERRORS,
     MediaStorageUnavailable,
@@ -87,16 +87,14 @@ def inbox_view(request: HttpRequest) -> HttpResponse:
         assigned_to_id=_user(request).pk if filters.get("assigned") == "me" else None,
         unassigned=filters.get("assigned") == "nobody",
     )
-    page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
-    pager_query = request.GET.copy()
-    pager_query.pop("page", None)
+    page, pager_query = page_of(request, conversations, PAGE_SIZE)
     context = {
         "form": form,
         "conversations": page,
         "page": page,
         # The rows refresh themselves with the same filters and page; the pager keeps the filters.
         "query": request.GET.urlencode(),
-        "pager_query": pager_query.urlencode(),
+        "pager_query": pager_query,
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "conversations/_rows.html", context)

@@ -9,7 +9,6 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, tzinfo
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -20,6 +19,7 @@ from django.utils.translation import gettext as _
 from apps.conversations.forms import LeadFilterForm
 from apps.conversations.models import Contact
 from apps.conversations.selectors import lead_list
+from apps.conversations.views.paging import page_of
 
 PAGE_SIZE = 50
 # A spreadsheet runs a cell that starts with one of these as a formula ("CSV injection"): a
@@ -37,11 +37,8 @@ def _filtered(request: HttpRequest) -> tuple[LeadFilterForm, QuerySet[Contact]]:
 @login_required
 def lead_list_view(request: HttpRequest) -> HttpResponse:
     form, leads = _filtered(request)
-    paginator: Paginator[Contact] = Paginator(leads, PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {"form": form, "page": page, "query": query.urlencode()}
+    page, query = page_of(request, leads, PAGE_SIZE)
+    context = {"form": form, "page": page, "query": query}
     return render(request, "conversations/leads.html", context)
 
 
